@@ -1,0 +1,34 @@
+/**
+ * The JSON value model shared by the protocol engine, the dispatcher and the commands.
+ *
+ * It mirrors QEMU's QObject: integers are kept exact as `bigint` (any JSON integer that fits
+ * int64 or uint64), every other number is a `number` (a C double), objects are `Map`s whose
+ * insertion order is kept so the writer can reproduce QEMU's hash order (§2.7).
+ *
+ * Commands may also return plain objects (`Record`) built in schema order; the writer treats
+ * them like `QDict`s and omits members whose value is `undefined`.
+ *
+ * @module
+ */
+
+/** A parsed JSON object, as QEMU's QDict. */
+export type QDict = Map<string, QValue>;
+
+/** A parsed JSON value, as QEMU's QObject. */
+export type QValue = null | boolean | bigint | number | string | QValue[] | QDict;
+
+/** What a command may hand to the writer: parsed values, plus plain objects for output structs. */
+export type ReplyValue =
+  | null
+  | boolean
+  | bigint
+  | number
+  | string
+  | readonly ReplyValue[]
+  | QDict
+  | { readonly [member: string]: ReplyValue | undefined };
+
+/** True when `v` is a parsed JSON object. */
+export function isQDict(v: QValue | undefined): v is QDict {
+  return v instanceof Map;
+}
