@@ -1,0 +1,58 @@
+/**
+ * Base64 as qemu-ga handles it (§3.2): a strict character check (only `A–Z a–z 0–9 + / =` and
+ * `\n`), then GLib's lenient decoder — `=` only suppresses output bytes of its own quantum,
+ * newlines are skipped, and an incomplete final quantum is dropped silently.
+ *
+ * @module
+ */
+
+import { genericError } from "./errors.ts";
+
+const RANK = new Int16Array(128).fill(-1);
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("").forEach(
+  (c, i) => (RANK[c.charCodeAt(0)] = i),
+);
+// GLib ranks '=' as 0 so it still fills its quantum.
+RANK["=".charCodeAt(0)] = 0;
+
+const VALID = /^[A-Za-z0-9+/=\n]*$/;
+const CANONICAL = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Decodes with qemu-ga's validation; throws `Base64 data contains invalid characters`. */
+export function decodeBase64(input: string): Uint8Array {
+  if (!VALID.test(input)) throw genericError("Base64 data contains invalid characters");
+  // Well-formed input (the usual case) decodes natively; GLib would give the same bytes.
+  if (input.length % 4 === 0 && CANONICAL.test(input)) return Uint8Array.fromBase64(input);
+  return decodeLikeGlib(input);
+}
+
+/** GLib's g_base64_decode_step over the whole input. */
+function decodeLikeGlib(input: string): Uint8Array {
+  const out = new Uint8Array(Math.floor(input.length / 4) * 3 + 3);
+  let o = 0;
+  let v = 0;
+  let n = 0;
+  let last0 = 0;
+  let last1 = 0;
+  const EQ = 0x3d;
+  for (let i = 0; i < input.length; i++) {
+    const c = input.charCodeAt(i);
+    const rank = RANK[c];
+    if (rank < 0) continue; // '\n'
+    last1 = last0;
+    last0 = c;
+    v = ((v << 6) | rank) & 0xffffff;
+    if (++n === 4) {
+      out[o++] = v >> 16;
+      if (last1 !== EQ) out[o++] = (v >> 8) & 0xff;
+      if (last0 !== EQ) out[o++] = v & 0xff;
+      n = 0;
+    }
+  }
+  return out.subarray(0, o);
+}
+
+/** Standard padded base64 (g_base64_encode). */
+export function encodeBase64(data: Uint8Array): string {
+  return data.toBase64();
+}

@@ -1,0 +1,96 @@
+/**
+ * guest-fsfreeze-status/-freeze/-freeze-list/-thaw (§3.4, §4).
+ *
+ * The FIFREEZE/FITHAW ioctls run synchronously inside pool workers (ffi/fsfreeze.ts), so a
+ * freeze stuck in the kernel leaves the agent able to answer ping, sync, status and thaw.
+ *
+ * @module
+ */
+
+import type { Agent } from "../agent.ts";
+import { t } from "../dispatch/schema.ts";
+import { defineCommand } from "../dispatch/table.ts";
+import { genericError } from "../errors.ts";
+
+async function runHook(agent: Agent, arg: "freeze" | "thaw"): Promise<void> {
+  const hook = agent.options.fsfreezeHook;
+  if (!hook) return;
+  agent.log.debug(`executing fsfreeze hook with arg '${arg}'`);
+  await agent.platform.run([hook, arg], "execute fsfreeze hook");
+}
+
+/**
+ * Thaws every mounted filesystem in mount order and leaves frozen state; returns how many
+ * were actually thawed. The `thaw` hook runs afterwards even when nothing was frozen.
+ */
+async function thawAll(agent: Agent): Promise<number> {
+  const mounts = await agent.platform.mounts();
+  let thawed = 0;
+  for (const m of mounts) {
+    if (await agent.platform.freeze.thaw(m.dirname)) thawed++;
+  }
+  agent.unsetFrozen();
+  agent.log.debug("guest-fsthaw called");
+  await runHook(agent, "thaw");
+  return thawed;
+}
+
+async function freeze(agent: Agent, mountpoints: readonly string[] | undefined): Promise<number> {
+  agent.log.debug("guest-fsfreeze called");
+  await runHook(agent, "freeze");
+  const mounts = await agent.platform.mounts();
+  // Frozen state (marker file, commands off, logging off) comes before the first ioctl: once
+  // a filesystem is frozen nothing may be written to it.
+  agent.setFrozen();
+  let frozen = 0;
+  for (const m of mounts.toReversed()) {
+    if (mountpoints && !mountpoints.includes(m.dirname)) continue;
+    const outcome = await agent.platform.freeze.freeze(m.dirname);
+    if (outcome.ok) {
+      frozen++;
+    } else if (!outcome.skipped) {
+      const verb = outcome.stage === "open" ? "open" : "freeze";
+      const err = genericError(`failed to ${verb} ${m.dirname}: ${outcome.strerror}`);
+      // Any real failure thaws everything (hook included); its own errors are not reported.
+      await thawAll(agent).catch(() => {});
+      throw err;
+    }
+  }
+  // Nothing frozen: leave frozen state at once, without the thaw hook.
+  if (frozen === 0) agent.unsetFrozen();
+  return frozen;
+}
+
+/** Reports whether the agent has filesystems frozen. */
+export const guestFsfreezeStatus = defineCommand({
+  name: "guest-fsfreeze-status",
+  summary: "Report whether the agent holds filesystems frozen",
+  args: [],
+  allowedWhileFrozen: true,
+  run: (_args, agent) => agent.frozen ? "frozen" : "thawed",
+});
+
+/** Freezes every freezable mounted filesystem. */
+export const guestFsfreezeFreeze = defineCommand({
+  name: "guest-fsfreeze-freeze",
+  summary: "Sync and freeze all freezable guest filesystems; returns how many were frozen",
+  args: [],
+  run: (_args, agent) => freeze(agent, undefined),
+});
+
+/** Freezes the listed mount points (all when the list is absent). */
+export const guestFsfreezeFreezeList = defineCommand({
+  name: "guest-fsfreeze-freeze-list",
+  summary: "Sync and freeze the listed mount points; returns how many were frozen",
+  args: [{ name: "mountpoints", type: t.list(t.str), optional: true }],
+  run: ({ mountpoints }, agent) => freeze(agent, mountpoints),
+});
+
+/** Thaws every frozen filesystem. */
+export const guestFsfreezeThaw = defineCommand({
+  name: "guest-fsfreeze-thaw",
+  summary: "Thaw frozen filesystems; returns how many were thawed",
+  args: [],
+  allowedWhileFrozen: true,
+  run: (_args, agent) => thawAll(agent),
+});

@@ -1,0 +1,359 @@
+/**
+ * The router: parsed messages → command → reply bytes, in request order.
+ *
+ * Requests run one after another, as in qemu-ga, but a command that waits on the OS (a freeze,
+ * a file read in a worker, a child process) does not stop the agent from reading: later
+ * requests queue behind it, and their replies leave in request order. If the host resyncs
+ * (`guest-sync`/`guest-sync-delimited`) while an earlier command is still running after a short
+ * grace period, or the host reconnects, the stuck command is left behind: it keeps running,
+ * but its reply (and those of requests queued behind it) is dropped, and the sync is answered
+ * at once. qemu-ga instead goes deaf until the kernel returns (qemu-ga-behaviour.md §2.1).
+ *
+ * @module
+ */
+
+import type { Agent } from "../agent.ts";
+import { QgaError } from "../errors.ts";
+import type { MessageEvent } from "../protocol/streamer.ts";
+import { qdictOrder } from "../protocol/qdict_order.ts";
+import type { QValue } from "../protocol/value.ts";
+import { toJson } from "../protocol/writer.ts";
+import { decodeArguments } from "./decode.ts";
+import type { CommandResult } from "./table.ts";
+
+/** How long a resync waits for an earlier, still running command before leaving it behind. */
+export const RESYNC_GRACE_MS = 500;
+
+const SENTINEL = 0xff;
+const encoder = new TextEncoder();
+
+/** A reply: the bytes to send, or null when the request gets no reply. */
+type Reply = Uint8Array | null;
+
+/** Where a session's replies go. */
+export interface ReplyWriter {
+  /** Writes all of `data`; rejects when the peer is gone. */
+  writeAll(data: Uint8Array): Promise<void>;
+}
+
+interface Slot {
+  reply: Reply | undefined;
+  dropped: boolean;
+}
+
+interface Job {
+  readonly slot: Slot;
+  readonly isSync: boolean;
+  readonly run: () => Reply | Promise<Reply>;
+  started: boolean;
+  abandoned: boolean;
+}
+
+function line(json: string, delimited = false): Uint8Array {
+  const body = encoder.encode(json + "\n");
+  if (!delimited) return body;
+  const out = new Uint8Array(body.length + 1);
+  out[0] = SENTINEL;
+  out.set(body, 1);
+  return out;
+}
+
+/** The error envelope; member order is QEMU's hash order (`id` before `error`). */
+export function errorReply(klass: string, desc: string, id?: QValue): Uint8Array {
+  const err = `{"class": ${toJson(klass)}, "desc": ${toJson(desc)}}`;
+  return line(id === undefined ? `{"error": ${err}}` : `{"id": ${toJson(id)}, "error": ${err}}`);
+}
+
+/** The success envelope (`return` before `id`). */
+function returnReply(value: string, id: QValue | undefined, delimited: boolean): Uint8Array {
+  return line(
+    id === undefined ? `{"return": ${value}}` : `{"return": ${value}, "id": ${toJson(id)}}`,
+    delimited,
+  );
+}
+
+/**
+ * One host connection: orders replies and writes them, coalescing replies that are ready
+ * together into one write.
+ */
+export class Session {
+  readonly #writer: ReplyWriter;
+  readonly #slots: Slot[] = [];
+  readonly #jobs: Job[] = [];
+  #running: Job | undefined;
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #writing = false;
+  #closed = false;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(writer: ReplyWriter) {
+    this.#writer = writer;
+  }
+
+  /** True once the connection is gone; nothing more is written. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Queues a reply that is already known (parse errors). */
+  pushReady(reply: Reply): void {
+    if (this.#jobs.length === 0 && !this.#running) {
+      this.#emit(reply);
+      return;
+    }
+    this.enqueue(false, () => reply);
+  }
+
+  /** Queues a request; it runs when every earlier one has finished (or was left behind). */
+  enqueue(isSync: boolean, run: () => Reply | Promise<Reply>): void {
+    const slot: Slot = { reply: undefined, dropped: false };
+    this.#slots.push(slot);
+    const job: Job = { slot, isSync, run, started: false, abandoned: false };
+    this.#jobs.push(job);
+    if (isSync && this.#running) {
+      const timer = setTimeout(() => {
+        if (!job.started && !job.abandoned && this.#running) this.#abandonBefore(job);
+      }, RESYNC_GRACE_MS);
+      Deno.unrefTimer(timer);
+    }
+    this.#pump();
+  }
+
+  /** Runs queued jobs until one has to wait. */
+  #pump(): void {
+    while (!this.#running && this.#jobs.length > 0) {
+      const job = this.#jobs.shift()!;
+      job.started = true;
+      let result: Reply | Promise<Reply>;
+      try {
+        result = job.run();
+      } catch (e) {
+        result = errorReply("GenericError", String(e));
+      }
+      if (result instanceof Promise) {
+        this.#running = job;
+        result.then(
+          (reply) => this.#finish(job, reply),
+          (e) => this.#finish(job, errorReply("GenericError", String(e))),
+        );
+        return;
+      }
+      job.slot.reply = result;
+    }
+    this.#flushSlots();
+    if (!this.#running && this.#jobs.length === 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  #finish(job: Job, reply: Reply): void {
+    if (job.abandoned) return;
+    job.slot.reply = reply;
+    this.#running = undefined;
+    this.#pump();
+  }
+
+  /** Leaves the running job and everything queued before `sync` behind. */
+  #abandonBefore(sync: Job): void {
+    if (this.#running) {
+      this.#running.abandoned = true;
+      this.#running.slot.dropped = true;
+      this.#running = undefined;
+    }
+    while (this.#jobs.length > 0 && this.#jobs[0] !== sync) {
+      const j = this.#jobs.shift()!;
+      j.abandoned = true;
+      j.slot.dropped = true;
+    }
+    this.#pump();
+  }
+
+  /** Moves finished replies at the head of the queue to the output. */
+  #flushSlots(): void {
+    while (this.#slots.length > 0) {
+      const s = this.#slots[0];
+      if (!s.dropped && s.reply === undefined) break;
+      this.#slots.shift();
+      if (!s.dropped) this.#emit(s.reply!);
+    }
+  }
+
+  #emit(reply: Reply): void {
+    if (reply === null || this.#closed) return;
+    this.#out.push(reply);
+    this.#outBytes += reply.length;
+  }
+
+  /** Writes whatever is ready; call after each batch of input. */
+  flush(): void {
+    if (this.#writing || this.#outBytes === 0 || this.#closed) return;
+    this.#writing = true;
+    void this.#writeLoop();
+  }
+
+  async #writeLoop(): Promise<void> {
+    try {
+      while (this.#outBytes > 0 && !this.#closed) {
+        const parts = this.#out;
+        const size = this.#outBytes;
+        this.#out = [];
+        this.#outBytes = 0;
+        let data: Uint8Array;
+        if (parts.length === 1) {
+          data = parts[0];
+        } else {
+          data = new Uint8Array(size);
+          let o = 0;
+          for (const p of parts) {
+            data.set(p, o);
+            o += p.length;
+          }
+        }
+        await this.#writer.writeAll(data);
+      }
+    } catch {
+      // The peer went away; qemu-ga logs and carries on. The read side sees EOF next.
+      this.close();
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  /** Ends the session: pending replies are dropped, running commands are left behind. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#running) this.#running.abandoned = true;
+    this.#running = undefined;
+    for (const j of this.#jobs) j.abandoned = true;
+    this.#jobs.length = 0;
+    this.#slots.length = 0;
+    this.#out = [];
+    this.#outBytes = 0;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves when no job is queued or running (tests, orderly shutdown). */
+  idle(): Promise<void> {
+    if (!this.#running && this.#jobs.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Resolves when everything emitted so far has been written. */
+  async drained(): Promise<void> {
+    while ((this.#writing || this.#outBytes > 0) && !this.#closed) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+}
+
+/**
+ * Turns parse events into replies for the current session.
+ *
+ * @example
+ * ```ts
+ * const router = new Router(agent);
+ * const parser = new JsonMessageParser((ev) => router.handle(ev));
+ * router.attach(session);
+ * parser.feed(bytes);
+ * session.flush();
+ * ```
+ */
+export class Router {
+  readonly #agent: Agent;
+  #session: Session | undefined;
+
+  constructor(agent: Agent) {
+    this.#agent = agent;
+  }
+
+  /** Directs replies to a new host connection. */
+  attach(session: Session): void {
+    this.#session = session;
+  }
+
+  /** Handles one event from the message parser. */
+  handle(ev: MessageEvent): void {
+    const session = this.#session;
+    if (!session || session.closed) return;
+    if (ev.kind === "error") {
+      session.pushReady(errorReply("GenericError", ev.desc));
+      return;
+    }
+    const request = ev.value;
+    let isSync = false;
+    if (request instanceof Map) {
+      const exec = request.get("execute");
+      isSync = exec === "guest-sync" || exec === "guest-sync-delimited";
+    }
+    session.enqueue(isSync, () => this.execute(request));
+  }
+
+  /**
+   * Validates and runs one request (§2.5–2.7); returns its reply bytes, null for none, or a
+   * promise of either when the command waits on the OS.
+   */
+  execute(request: QValue): Reply | Promise<Reply> {
+    if (!(request instanceof Map)) {
+      return errorReply("GenericError", "QMP input must be a JSON object");
+    }
+    const id = request.get("id");
+    let hasExecute = false;
+    for (const key of qdictOrder([...request.keys()])) {
+      const v = request.get(key)!;
+      if (key === "execute") {
+        if (typeof v !== "string") {
+          return errorReply("GenericError", "QMP input member 'execute' must be a string", id);
+        }
+        hasExecute = true;
+      } else if (key === "arguments") {
+        if (!(v instanceof Map)) {
+          return errorReply("GenericError", "QMP input member 'arguments' must be an object", id);
+        }
+      } else if (key !== "id") {
+        return errorReply("GenericError", `QMP input member '${key}' is unexpected`, id);
+      }
+    }
+    if (!hasExecute) return errorReply("GenericError", "QMP input lacks member 'execute'", id);
+    const name = request.get("execute") as string;
+    const cmd = this.#agent.table.get(name);
+    if (!cmd) {
+      return errorReply("CommandNotFound", `The command ${name} has not been found`, id);
+    }
+    if (!this.#agent.isEnabled(name)) {
+      return errorReply(
+        "CommandNotFound",
+        `Command ${name} has been disabled: the command is not allowed`,
+        id,
+      );
+    }
+    let result: CommandResult | Promise<CommandResult>;
+    try {
+      const args = decodeArguments(cmd.args, request.get("arguments") as Map<string, QValue>);
+      result = cmd.run(args, this.#agent);
+    } catch (e) {
+      return this.#failure(e, id);
+    }
+    const succeed = (value: CommandResult): Reply => {
+      if (!cmd.successResponse) return null;
+      return returnReply(value === undefined ? "{}" : toJson(value), id, cmd.delimitReply);
+    };
+    if (result instanceof Promise) {
+      return result.then(succeed, (e) => this.#failure(e, id));
+    }
+    return succeed(result);
+  }
+
+  #failure(e: unknown, id: QValue | undefined): Uint8Array {
+    if (e instanceof QgaError) return errorReply(e.klass, e.desc, id);
+    // Anything unexpected is a bug of ours: the host gets a GenericError, the log the detail.
+    const msg = e instanceof Error ? e.message : String(e);
+    this.#agent.log.error(`unexpected failure: ${e instanceof Error ? e.stack : msg}`);
+    return errorReply("GenericError", msg, id);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The agent's main loop: each host connection's bytes go through the (agent-wide) message
+ * parser into the router; replies go back in order. The parser is not reset between
+ * connections, as in qemu-ga (§2.1): hosts resync with 0xFF + guest-sync-delimited.
+ *
+ * @module
+ */
+
+import type { Channel } from "./channels/channel.ts";
+import { Router, Session } from "./dispatch/router.ts";
+import { JsonMessageParser } from "./protocol/streamer.ts";
+import type { Agent } from "./agent.ts";
+
+/** Bytes read per call; larger than qemu-ga's 4096 so big requests cost fewer wakeups. */
+const READ_SIZE = 256 * 1024;
+/** How long replies to requests still running at end of input are waited for. */
+const EOF_GRACE_MS = 2000;
+
+function settleWithin(p: Promise<void>, ms: number): Promise<void> {
+  let id: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => (id = setTimeout(resolve, ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(id));
+}
+
+/**
+ * Serves connections from a channel until it closes.
+ *
+ * @example
+ * ```ts
+ * await new Server(agent, openUnixListen("/tmp/qga.sock")).run();
+ * ```
+ */
+export class Server {
+  readonly #agent: Agent;
+  readonly #channel: Channel;
+  #session: Session | undefined;
+
+  constructor(agent: Agent, channel: Channel) {
+    this.#agent = agent;
+    this.#channel = channel;
+  }
+
+  /** Resolves once every reply that is ready has been written to the current client. */
+  async drained(): Promise<void> {
+    await this.#session?.drained();
+  }
+
+  /** Accepts and serves connections, one at a time, until the channel closes. */
+  async run(): Promise<void> {
+    const agent = this.#agent;
+    const router = new Router(agent);
+    const parser = new JsonMessageParser((ev) => router.handle(ev));
+    const buf = new Uint8Array(READ_SIZE);
+    for (;;) {
+      const conn = await this.#channel.accept();
+      if (!conn) return;
+      const session = new Session(conn);
+      this.#session = session;
+      router.attach(session);
+      try {
+        for (;;) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          parser.feed(buf.subarray(0, n));
+          session.flush();
+        }
+      } catch (e) {
+        agent.log.debug(`channel read failed: ${e instanceof Error ? e.message : e}`);
+      }
+      // The client may have only shut down its sending side (socat does at end of input):
+      // give running commands a moment to answer before leaving them behind.
+      await settleWithin(session.idle(), EOF_GRACE_MS);
+      session.flush();
+      await session.drained();
+      session.close();
+      conn.close();
+    }
+  }
+}
