@@ -83,7 +83,10 @@ export function parseCommandLine(args: readonly string[], prog: string): ParseRe
       const def = candidates[0];
       if (eq >= 0) {
         if (def.arg === 0) {
-          return { ok: false, message: `${prog}: option '--${def.long}' doesn't allow an argument` };
+          return {
+            ok: false,
+            message: `${prog}: option '--${def.long}' doesn't allow an argument`,
+          };
         }
         options.push({ opt: def.short, value: a.slice(eq + 1) });
       } else if (def.arg === 1) {

@@ -36,7 +36,12 @@ export const DEFAULTS = {
 /** What main should do: run the agent, or print and exit. */
 export type ConfigOutcome =
   | { readonly kind: "run"; readonly config: AgentConfig }
-  | { readonly kind: "exit"; readonly code: number; readonly stdout?: string; readonly stderr?: string };
+  | {
+    readonly kind: "exit";
+    readonly code: number;
+    readonly stdout?: string;
+    readonly stderr?: string;
+  };
 
 function isHelpOption(v: string): boolean {
   return v === "help" || v === "?";

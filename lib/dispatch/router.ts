@@ -154,6 +154,7 @@ export class Session {
     job.slot.reply = reply;
     this.#running = undefined;
     this.#pump();
+    this.flush();
   }
 
   /** Leaves the running job and everything queued before `sync` behind. */
@@ -169,6 +170,7 @@ export class Session {
       j.slot.dropped = true;
     }
     this.#pump();
+    this.flush();
   }
 
   /** Moves finished replies at the head of the queue to the output. */
