@@ -1,0 +1,225 @@
+/**
+ * The libc binding: every system call the agent makes through FFI, with constants, errno and
+ * strerror.
+ *
+ * Facts this module relies on (clients-and-peers.md §4.1–4.2):
+ * - libc is opened as `libc.so.6`; `libc.so` is a linker script on most distros.
+ * - FFI has no variadic functions. `open(2)` and `ioctl(2)` are declared with a fixed third
+ *   argument; on x86-64 System V and Linux aarch64 integer variadic arguments travel in the same
+ *   registers as fixed ones, so this is ABI-safe for integer/pointer arguments.
+ * - errno is thread-local. It is only meaningful right after a *synchronous* FFI call on the same
+ *   thread. Never declare these symbols `nonblocking`: blocking calls run synchronously inside a
+ *   pool worker instead (see `ffi/blocking.ts`), which reads errno itself.
+ *
+ * The library is opened lazily on first use, so importing this module (e.g. for the constants or
+ * the `OsError` type) costs nothing. Each isolate (main thread, every pool worker) opens its own
+ * handle; dlopen of the already-loaded libc is only a reference-count bump.
+ *
+ * @module
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Constants. Values are the Linux "generic" ones shared by x86-64 and aarch64 (asm-generic
+// fcntl.h / errno.h); `libc()` refuses to run on other architectures so a wrong value can never
+// reach the kernel. O_DIRECTORY is deliberately absent: it differs between the two (§4.2).
+// ---------------------------------------------------------------------------------------------
+
+/** open(2): read only. */
+export const O_RDONLY = 0o0;
+/** open(2): write only. */
+export const O_WRONLY = 0o1;
+/** open(2): read and write. */
+export const O_RDWR = 0o2;
+/** open(2): create if missing. */
+export const O_CREAT = 0o100;
+/** open(2): with O_CREAT, fail with EEXIST if the file exists. */
+export const O_EXCL = 0o200;
+/** open(2): do not make a tty the controlling terminal. */
+export const O_NOCTTY = 0o400;
+/** open(2): truncate to length 0. */
+export const O_TRUNC = 0o1000;
+/** open(2): every write appends. */
+export const O_APPEND = 0o2000;
+/** open(2): non-blocking I/O (qemu-ga sets it on every guest-file-open handle, §3.2). */
+export const O_NONBLOCK = 0o4000;
+/** open(2): close on exec, so guest-exec children never inherit agent fds (§4.2). */
+export const O_CLOEXEC = 0o2000000;
+
+/** lseek(2) whence: absolute. */
+export const SEEK_SET = 0;
+/** lseek(2) whence: relative to the current offset. */
+export const SEEK_CUR = 1;
+/** lseek(2) whence: relative to the end of file. */
+export const SEEK_END = 2;
+
+/** `_IOWR('X', 119, int)`: freeze the filesystem containing the fd (§4.2). */
+export const FIFREEZE = 0xC0045877;
+/** `_IOWR('X', 120, int)`: thaw it. */
+export const FITHAW = 0xC0045878;
+
+/** Operation not permitted. */
+export const EPERM = 1;
+/** No such file or directory. */
+export const ENOENT = 2;
+/** Interrupted system call. */
+export const EINTR = 4;
+/** Input/output error. */
+export const EIO = 5;
+/** Bad file descriptor. */
+export const EBADF = 9;
+/** Resource temporarily unavailable (== EWOULDBLOCK on Linux). */
+export const EAGAIN = 11;
+/** Cannot allocate memory. */
+export const ENOMEM = 12;
+/** Permission denied. */
+export const EACCES = 13;
+/** Device or resource busy (FIFREEZE on an already frozen fs, §3.4). */
+export const EBUSY = 16;
+/** File exists (exclusive create of an existing file, §3.2). */
+export const EEXIST = 17;
+/** Not a directory. */
+export const ENOTDIR = 20;
+/** Is a directory. */
+export const EISDIR = 21;
+/** Invalid argument (FITHAW on a thawed fs). */
+export const EINVAL = 22;
+/** Inappropriate ioctl for device. */
+export const ENOTTY = 25;
+/** No space left on device. */
+export const ENOSPC = 28;
+/** Illegal seek (lseek on a pipe). */
+export const ESPIPE = 29;
+/** Read-only file system. */
+export const EROFS = 30;
+/** Operation not supported (== ENOTSUP on Linux; FIFREEZE on tmpfs/proc, §3.4). */
+export const EOPNOTSUPP = 95;
+
+// ---------------------------------------------------------------------------------------------
+// The dlopen'd library.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Symbol table. All synchronous on purpose (module comment). Results typed `isize`/`i64` come
+ * back as bigint from Deno; callers convert.
+ */
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  fsync: { parameters: ["i32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+  // glibc extension; used after idle workers are reaped to hand their freed malloc arenas back
+  // to the kernel (idle RSS target, ffi/blocking.ts). Optional so a libc without it still loads.
+  malloc_trim: { parameters: ["usize"], result: "i32", optional: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The typed symbol set of the opened libc. */
+export type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/**
+ * The libc symbols, opening the library on first use (per isolate).
+ *
+ * @throws Error on an architecture whose open(2) flag values differ from the constants above.
+ */
+export function libc(): LibcSymbols {
+  if (library === undefined) {
+    const arch = Deno.build.arch;
+    if (Deno.build.os !== "linux" || (arch !== "x86_64" && arch !== "aarch64")) {
+      throw new Error(`ffi/libc.ts: unsupported platform ${Deno.build.os}/${arch}`);
+    }
+    library = Deno.dlopen("libc.so.6", SYMBOLS);
+  }
+  return library.symbols;
+}
+
+/** Whether this isolate has opened libc yet (it happens on the first {@link libc} call). */
+export function libcIsOpen(): boolean {
+  return library !== undefined;
+}
+
+/**
+ * errno of the calling thread. Only meaningful immediately after a failed *synchronous* FFI call
+ * made on this same thread (§4.2): read it before doing anything else.
+ */
+export function errno(): number {
+  if (errnoView === undefined) {
+    // __errno_location() returns the address of this thread's errno; it is stable for the life of
+    // the thread, and every isolate (worker) has its own module instance, hence its own view.
+    const p = libc().__errno_location();
+    if (p === null) throw new Error("__errno_location() returned NULL");
+    errnoView = new Deno.UnsafePointerView(p);
+  }
+  return errnoView.getInt32(0);
+}
+
+const strerrorCache = new Map<number, string>();
+
+/**
+ * glibc's strerror text for `n`, exactly (e.g. 2 → "No such file or directory", unknown values →
+ * "Unknown error N"). Deno never calls setlocale(), so libc runs in the "C" locale and the texts
+ * are the untranslated English ones qemu-ga emits under LANG=C.
+ */
+export function strerror(n: number): string {
+  let text = strerrorCache.get(n);
+  if (text === undefined) {
+    const p = libc().strerror(n);
+    text = p === null ? `Unknown error ${n}` : Deno.UnsafePointerView.getCString(p);
+    strerrorCache.set(n, text);
+  }
+  return text;
+}
+
+/**
+ * A failed system call. `message` is the bare strerror text, because qemu-ga's replies are built
+ * as `<context>: <strerror>` (qemu-ga-behaviour.md §3) and the command layer adds the context.
+ */
+export class OsError extends Error {
+  /** The errno value. */
+  readonly errno: number;
+  /** strerror(errno), identical to `message`. */
+  readonly strerror: string;
+
+  /**
+   * @param errnoValue the errno of the failed call
+   * @param text its strerror text; looked up with {@link strerror} when omitted
+   */
+  constructor(errnoValue: number, text?: string) {
+    const s = text ?? strerror(errnoValue);
+    super(s);
+    this.name = "OsError";
+    this.errno = errnoValue;
+    this.strerror = s;
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * A path as the NUL-terminated C string libc expects. Like a C caller, anything after an embedded
+ * NUL is ignored (qemu-ga hands the decoded JSON string to open() as a C string).
+ */
+export function cString(path: string): Uint8Array<ArrayBuffer> {
+  const nul = path.indexOf("\0");
+  const s = nul === -1 ? path : path.slice(0, nul);
+  const encoded = encoder.encode(s);
+  const bytes = new Uint8Array(encoded.length + 1); // zero-filled: the last byte is the NUL
+  bytes.set(encoded);
+  return bytes;
+}
+
+/**
+ * glibc `malloc_trim(0)`: return free heap memory of every malloc arena to the kernel. Returns
+ * false when the symbol is missing or nothing could be released.
+ */
+export function mallocTrim(): boolean {
+  const trim = libc().malloc_trim;
+  return trim !== null && trim(0n) === 1;
+}

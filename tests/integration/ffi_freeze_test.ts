@@ -1,0 +1,202 @@
+/**
+ * ffi/fsfreeze.ts against the real kernel, on throw-away loop-device filesystems only
+ * (tests/fixtures/loopfs.ts; never `/` or any host mount — vm-and-libvirt-testing.md).
+ *
+ * Needs root, loop devices, mkfs.ext4 and mkfs.xfs. Without them the tests are ignored with the
+ * reason in their names, unless DENOGA_REQUIRE_REAL=1 makes them fail instead.
+ *
+ * Blocking is proven by observation, not by sleeping: a process (or our own worker thread) is
+ * seen in uninterruptible sleep (state D) in /proc while the filesystem is frozen, and it is
+ * seen to finish only after the thaw.
+ */
+
+import assert from "node:assert/strict";
+import { type FreezeOutcome, freezeSyscalls } from "../../ffi/fsfreeze.ts";
+import { poolStats, runBlocking, shutdown } from "../../ffi/blocking.ts";
+import { EBUSY, ENOENT, EOPNOTSUPP } from "../../ffi/libc.ts";
+import {
+  assertOwnLoopMount,
+  type LoopFsType,
+  missingRoot,
+  realTest,
+  realTestIf,
+  run,
+  withLoopFs,
+  withTmpfs,
+} from "../fixtures/loopfs.ts";
+
+/** Resolves once `cond()` holds (polling the event loop), or throws after `ms`. */
+async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Tracks whether a promise has settled. */
+function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
+  let done = false;
+  const q = p.finally(() => {
+    done = true;
+  });
+  q.catch(() => {}); // observed by whoever awaits `p`; never an unhandled rejection here
+  return { p: q, settled: () => done };
+}
+
+/** Scheduler state letter of /proc/<path>/stat ("R", "S", "D", …), undefined if gone. */
+function procState(statPath: string): string | undefined {
+  try {
+    const s = Deno.readTextFileSync(statPath);
+    return s.slice(s.lastIndexOf(")") + 2, s.lastIndexOf(")") + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Number of this process's threads in uninterruptible sleep. */
+function threadsInD(): number {
+  let n = 0;
+  for (const t of Deno.readDirSync("/proc/self/task")) {
+    if (procState(`/proc/self/task/${t.name}/stat`) === "D") n++;
+  }
+  return n;
+}
+
+/** Best-effort thaw used in `finally`: our FITHAW, then util-linux as a second net. */
+async function safetyThaw(mnt: string): Promise<void> {
+  await freezeSyscalls.thaw(mnt).catch(() => false);
+  await run("fsfreeze", ["-u", mnt]).catch(() => {});
+}
+
+const OK: FreezeOutcome = { ok: true };
+
+for (const type of ["ext4", "xfs"] as LoopFsType[]) {
+  realTest(
+    `${type}: FIFREEZE blocks writers until FITHAW; 2nd freeze EBUSY skipped; thaw true, then false`,
+    [type],
+    async () => {
+      await withLoopFs(type, async (mnt) => {
+        assertOwnLoopMount(mnt); // the guard: never freeze anything else
+        let writer: Deno.ChildProcess | undefined;
+        try {
+          assert.deepEqual(await freezeSyscalls.freeze(mnt), OK);
+          // Already frozen: EBUSY, which qemu-ga skips without counting (§3.4).
+          assert.deepEqual(await freezeSyscalls.freeze(mnt), {
+            ok: false,
+            skipped: true,
+            errno: EBUSY,
+          });
+
+          writer = new Deno.Command("dd", {
+            args: ["if=/dev/zero", `of=${mnt}/f`, "bs=4096", "count=16", "conv=fsync"],
+            stdin: "null",
+            stdout: "null",
+            stderr: "null",
+          }).spawn();
+          const status = track(writer.status);
+          const stat = `/proc/${writer.pid}/stat`;
+          await until(
+            () => status.settled() || procState(stat) === "D",
+            "the writer to block on the frozen filesystem",
+          );
+          assert.equal(status.settled(), false, "a write completed on a frozen filesystem");
+          assert.equal(procState(stat), "D");
+
+          assert.equal(await freezeSyscalls.thaw(mnt), true); // counted once
+          const st = await status.p;
+          writer = undefined;
+          assert.equal(st.success, true);
+          assert.equal((await Deno.stat(`${mnt}/f`)).size, 16 * 4096);
+
+          assert.equal(await freezeSyscalls.thaw(mnt), false); // FITHAW fails at once: EINVAL
+        } finally {
+          await safetyThaw(mnt);
+          if (writer !== undefined) await writer.status;
+        }
+      });
+    },
+  );
+}
+
+realTest(
+  "a FIFREEZE stuck in the kernel leaves the event loop and the pool responsive",
+  ["ext4"],
+  async () => {
+    // `inner` lives in an image file on `outer`. With `outer` frozen, FIFREEZE on `inner` must
+    // write `inner`'s dirty data and journal through its loop device into `outer`: it sleeps in
+    // the kernel until `outer` is thawed.
+    await withLoopFs("ext4", async (outer) => {
+      await withLoopFs("ext4", async (inner) => {
+        assertOwnLoopMount(outer);
+        assertOwnLoopMount(inner);
+        await Deno.writeFile(`${inner}/dirty`, new Uint8Array(4 << 20).fill(0x5a)); // no fsync
+        let innerFreeze: { p: Promise<FreezeOutcome>; settled: () => boolean } | undefined;
+        try {
+          assert.deepEqual(await freezeSyscalls.freeze(outer), OK);
+          const dBefore = threadsInD();
+          innerFreeze = track(freezeSyscalls.freeze(inner));
+          await until(
+            () => innerFreeze!.settled() || threadsInD() > dBefore,
+            "the FIFREEZE worker thread to sleep in the kernel",
+          );
+          assert.equal(innerFreeze.settled(), false, "FIFREEZE returned while outer was frozen");
+
+          // The event loop runs: timers fire while the call is stuck.
+          let ticks = 0;
+          const timer = setInterval(() => ticks++, 1);
+          try {
+            await until(() => ticks >= 20, "timers to fire during the stuck FIFREEZE", 5_000);
+          } finally {
+            clearInterval(timer);
+          }
+          // Other pool calls complete in other workers meanwhile, freeze/thaw included.
+          for (let i = 0; i < 10; i++) await runBlocking({ op: "noop" });
+          const nowhere = await freezeSyscalls.freeze("/nonexistent/denoga-freeze");
+          assert.equal(nowhere.ok, false);
+          assert.equal(poolStats().busy >= 1, true);
+          assert.equal(innerFreeze.settled(), false);
+          assert.equal(threadsInD() > dBefore, true, "still asleep in the kernel");
+
+          // Thaw outer: the stuck FIFREEZE finishes, successfully.
+          assert.equal(await freezeSyscalls.thaw(outer), true);
+          assert.deepEqual(await innerFreeze.p, OK);
+          assert.equal(await freezeSyscalls.thaw(inner), true);
+        } finally {
+          // Order matters: outer first, or inner's thaw/unmount blocks on it.
+          await safetyThaw(outer);
+          if (innerFreeze !== undefined) await innerFreeze.p.catch(() => {});
+          await safetyThaw(inner);
+        }
+      }, { parentDir: outer });
+    });
+  },
+);
+
+realTestIf(
+  missingRoot(),
+  "tmpfs: FIFREEZE fails with EOPNOTSUPP, reported as skipped; thaw is false",
+  async () => {
+    await withTmpfs(async (mnt) => {
+      assert.deepEqual(await freezeSyscalls.freeze(mnt), {
+        ok: false,
+        skipped: true,
+        errno: EOPNOTSUPP,
+      });
+      assert.equal(await freezeSyscalls.thaw(mnt), false);
+    });
+  },
+);
+
+Deno.test("open failure: reported at stage open with strerror; thaw resolves false", async () => {
+  assert.deepEqual(await freezeSyscalls.freeze("/nonexistent/denoga-freeze"), {
+    ok: false,
+    skipped: false,
+    stage: "open",
+    errno: ENOENT,
+    strerror: "No such file or directory",
+  });
+  // qemu-ga's thaw `continue`s past mount points it cannot open: not counted, no error.
+  assert.equal(await freezeSyscalls.thaw("/nonexistent/denoga-freeze"), false);
+  await shutdown();
+});

@@ -1,0 +1,196 @@
+/**
+ * ffi/libc.ts: constants against the kernel's own view, errno after synchronous calls, exact
+ * glibc strerror texts, OsError, lazy dlopen.
+ */
+
+import assert from "node:assert/strict";
+import {
+  cString,
+  EAGAIN,
+  EBADF,
+  EBUSY,
+  EEXIST,
+  EINVAL,
+  EISDIR,
+  ENOENT,
+  EOPNOTSUPP,
+  errno,
+  ESPIPE,
+  FIFREEZE,
+  FITHAW,
+  libc,
+  libcIsOpen,
+  O_APPEND,
+  O_CLOEXEC,
+  O_CREAT,
+  O_EXCL,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+  O_WRONLY,
+  OsError,
+  SEEK_CUR,
+  SEEK_END,
+  SEEK_SET,
+  strerror,
+} from "../../ffi/libc.ts";
+
+Deno.test("libc is opened lazily, on first use only", async () => {
+  // A fresh isolate: importing the module must not dlopen anything.
+  const url = new URL("../../ffi/libc.ts", import.meta.url).href;
+  const code = `const m = await import(${JSON.stringify(url)});
+    const before = m.libcIsOpen(); m.O_RDONLY; new m.OsError(2, "x");
+    const stillClosed = m.libcIsOpen(); m.strerror(2);
+    console.log(JSON.stringify([before, stillClosed, m.libcIsOpen()]));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", code],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert.ok(out.success);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), [false, false, true]);
+  libc();
+  assert.equal(libcIsOpen(), true);
+});
+
+Deno.test("strerror gives glibc's exact texts", () => {
+  assert.equal(strerror(0), "Success");
+  assert.equal(strerror(2), "No such file or directory");
+  assert.equal(strerror(9), "Bad file descriptor");
+  assert.equal(strerror(11), "Resource temporarily unavailable");
+  assert.equal(strerror(16), "Device or resource busy");
+  assert.equal(strerror(21), "Is a directory");
+  assert.equal(strerror(22), "Invalid argument");
+  assert.equal(strerror(29), "Illegal seek");
+  assert.equal(strerror(95), "Operation not supported");
+  assert.equal(strerror(4242), "Unknown error 4242");
+  assert.equal(strerror(4242), "Unknown error 4242"); // cached path
+});
+
+Deno.test("OsError carries errno and the bare strerror text", () => {
+  const e = new OsError(ENOENT);
+  assert.ok(e instanceof Error);
+  assert.equal(e.name, "OsError");
+  assert.equal(e.errno, 2);
+  assert.equal(e.strerror, "No such file or directory");
+  assert.equal(e.message, "No such file or directory");
+  const f = new OsError(EISDIR, "given text");
+  assert.equal(f.message, "given text");
+  assert.equal(f.strerror, "given text");
+});
+
+Deno.test("errno is valid right after a failed synchronous call", () => {
+  const sys = libc();
+  assert.equal(sys.open(cString("/nonexistent/denoga"), O_RDONLY, 0), -1);
+  assert.equal(errno(), ENOENT);
+  assert.equal(sys.close(-1), -1);
+  assert.equal(errno(), EBADF);
+});
+
+Deno.test("errno values match the kernel (EEXIST, EISDIR, ESPIPE, EINVAL, EAGAIN)", async () => {
+  const sys = libc();
+  const dir = await Deno.makeTempDir({ prefix: "denoga-libc-" });
+  try {
+    const path = cString(`${dir}/f`);
+    const fd = sys.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600);
+    assert.ok(fd >= 0);
+    assert.equal(sys.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600), -1);
+    assert.equal(errno(), EEXIST);
+    assert.equal(sys.open(cString(dir), O_WRONLY | O_CLOEXEC, 0), -1);
+    assert.equal(errno(), EISDIR);
+    assert.equal(sys.lseek(fd, -1n, SEEK_SET), -1n);
+    assert.equal(errno(), EINVAL);
+    sys.close(fd);
+
+    await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).output();
+    const ff = sys.open(cString(`${dir}/fifo`), O_RDWR | O_NONBLOCK | O_CLOEXEC, 0);
+    assert.ok(ff >= 0);
+    assert.equal(sys.lseek(ff, 0n, SEEK_CUR), -1n);
+    assert.equal(errno(), ESPIPE);
+    assert.equal(sys.read(ff, new Uint8Array(8), 8n), -1n);
+    assert.equal(errno(), EAGAIN);
+    sys.close(ff);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.equal(EBUSY, 16);
+  assert.equal(EOPNOTSUPP, 95);
+});
+
+/** The `flags:` field of /proc/self/fdinfo/<fd> (octal f_flags as the kernel keeps them). */
+function fdFlags(fd: number): number {
+  const info = Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`);
+  const m = /^flags:\s+([0-7]+)$/m.exec(info);
+  assert.ok(m, info);
+  return parseInt(m[1], 8);
+}
+
+Deno.test("open flag constants are what the kernel records", async () => {
+  const sys = libc();
+  const dir = await Deno.makeTempDir({ prefix: "denoga-libc-" });
+  try {
+    const path = cString(`${dir}/f`);
+    const fd = sys.open(path, O_CREAT | O_RDWR | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0o644);
+    assert.ok(fd >= 0);
+    const flags = fdFlags(fd);
+    assert.equal(flags & 3, O_RDWR);
+    assert.equal(flags & O_APPEND, O_APPEND);
+    assert.equal(flags & O_NONBLOCK, O_NONBLOCK);
+    assert.equal(flags & O_CLOEXEC, O_CLOEXEC);
+    sys.close(fd);
+    const wr = sys.open(path, O_WRONLY | O_TRUNC, 0);
+    const wflags = fdFlags(wr);
+    assert.equal(wflags & 3, O_WRONLY);
+    assert.equal(wflags & O_CLOEXEC, 0);
+    assert.equal(wflags & O_NONBLOCK, 0);
+    sys.close(wr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("lseek takes and returns 64-bit offsets", async () => {
+  const sys = libc();
+  const dir = await Deno.makeTempDir({ prefix: "denoga-libc-" });
+  try {
+    const fd = sys.open(cString(`${dir}/sparse`), O_CREAT | O_RDWR | O_CLOEXEC, 0o600);
+    const far = 5n * 1024n * 1024n * 1024n + 3n; // beyond 32 bits
+    assert.equal(sys.lseek(fd, far, SEEK_SET), far);
+    assert.equal(Number(sys.write(fd, new Uint8Array([1]), 1n)), 1);
+    assert.equal(sys.lseek(fd, 0n, SEEK_END), far + 1n);
+    assert.equal(sys.lseek(fd, -1n, SEEK_CUR), far);
+    sys.close(fd);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("FIFREEZE/FITHAW are _IOWR('X', 119/120, int)", () => {
+  const iowr = (type: string, nr: number, size: number) =>
+    ((3 << 30) | (size << 16) | (type.charCodeAt(0) << 8) | nr) >>> 0;
+  assert.equal(FIFREEZE, iowr("X", 119, 4));
+  assert.equal(FITHAW, iowr("X", 120, 4));
+  assert.equal(FIFREEZE, 0xC0045877);
+  assert.equal(FITHAW, 0xC0045878);
+});
+
+Deno.test("ioctl with an unknown request on a regular file fails with ENOTTY", async () => {
+  const sys = libc();
+  const dir = await Deno.makeTempDir({ prefix: "denoga-libc-" });
+  try {
+    const fd = sys.open(cString(`${dir}/f`), O_CREAT | O_RDWR | O_CLOEXEC, 0o600);
+    // 0x5401 = TCGETS: not a tty. Exercises the 3-argument ioctl declaration without risk.
+    assert.equal(sys.ioctl(fd, 0x5401n, 0n), -1);
+    assert.equal(errno(), 25);
+    sys.close(fd);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cString: NUL-terminated UTF-8, cut at an embedded NUL like C", () => {
+  assert.deepEqual([...cString("a/é")], [0x61, 0x2f, 0xc3, 0xa9, 0]);
+  assert.deepEqual([...cString("ab\0cd")], [0x61, 0x62, 0]);
+  assert.deepEqual([...cString("")], [0]);
+});
