@@ -116,8 +116,10 @@ async function main(args: string[]): Promise<number> {
       return;
     }
     channel.close();
-    // Let the reply that ended the frozen state (and any other ready reply) go out first.
+    // Let the reply that ended the frozen state (and any other ready reply) go out first, and
+    // write out buffered file data as exit() does for qemu-ga's stdio streams.
     await server.drained();
+    await agent.flushFiles();
     Deno.exit(0);
   };
   agent.onThawed = () => {

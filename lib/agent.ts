@@ -8,6 +8,7 @@
 
 import { QgaError } from "./errors.ts";
 import type { CommandTable } from "./dispatch/table.ts";
+import type { GuestFile } from "./guest_file.ts";
 import type { Logger } from "./log.ts";
 import type { Platform } from "./platform.ts";
 import type { StateDir } from "./state.ts";
@@ -20,16 +21,6 @@ export interface AgentOptions {
   readonly blockedRpcs: readonly string[];
   /** `-a`: when given, only these commands are enabled. */
   readonly allowedRpcs?: readonly string[];
-}
-
-/**
- * An open guest file (qemu-ga's GuestFileHandle). `rw` is the last operation, which decides
- * the implicit seek qemu-ga's stdio needs when switching from reading to writing (§3.2).
- */
-export interface GuestFile {
-  readonly fd: number;
-  readonly path: string;
-  rw: "new" | "reading" | "writing";
 }
 
 /**
@@ -116,6 +107,11 @@ export class Agent {
       );
     }
     this.onThawed?.();
+  }
+
+  /** Writes out every handle's buffered data, as exit() flushes stdio streams in qemu-ga. */
+  async flushFiles(): Promise<void> {
+    for (const f of this.files.values()) await f.flush().catch(() => {});
   }
 
   /** Looks up an open handle or throws qemu-ga's error. */

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { strerror } from "../ffi/libc.ts";
+
 /** QAPI error classes qemu-ga uses on the wire. */
 export type ErrorClass = "GenericError" | "CommandNotFound";
 
@@ -31,4 +33,15 @@ export class QgaError extends Error {
 /** Shorthand for the common `GenericError`. */
 export function genericError(desc: string): QgaError {
   return new QgaError("GenericError", desc);
+}
+
+/**
+ * The strerror text of an OS error raised by a Deno API. Deno's messages carry decorations
+ * ("Failed to spawn '/x': Permission denied (os error 13)"); hosts must see glibc's bare text.
+ */
+export function osErrorText(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const m = / \(os error (\d+)\)/.exec(msg);
+  if (m) return strerror(Number(m[1]));
+  return msg;
 }

@@ -6,8 +6,7 @@
  * @module
  */
 
-import { genericError } from "./errors.ts";
-import { errText } from "./state.ts";
+import { genericError, osErrorText } from "./errors.ts";
 
 const decoder = new TextDecoder();
 
@@ -41,7 +40,7 @@ export async function runCommand(argv: readonly string[], action: string): Promi
     signal = status.signal;
   } catch (e) {
     // qemu-ga's child prints perror("failed to exec '<path>'") into the pipe and exits 1.
-    output = `failed to exec '${argv[0]}': ${errText(e)}\n`;
+    output = `failed to exec '${argv[0]}': ${osErrorText(e)}\n`;
     code = 1;
     signal = null;
   }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { osErrorText } from "./errors.ts";
+
 /** The counter's first value (QGA_PSTATE_DEFAULT_FD_COUNTER). */
 export const DEFAULT_FD_COUNTER = 1000n;
 
@@ -84,7 +86,7 @@ export class StateDir {
       text = Deno.readTextFileSync(this.statePath);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) {
-        throw new Error(`unable to access state file at path ${this.statePath}: ${errText(e)}`);
+        throw new Error(`unable to access state file at path ${this.statePath}: ${osErrorText(e)}`);
       }
       this.#fdCounter = DEFAULT_FD_COUNTER;
       if (!frozen) {
@@ -92,7 +94,7 @@ export class StateDir {
           writeAtomic(this.statePath, renderStateFile(this.#fdCounter));
         } catch (e2) {
           throw new Error(
-            `failed to write persistent state to ${this.statePath}: ${errText(e2)}; ` +
+            `failed to write persistent state to ${this.statePath}: ${osErrorText(e2)}; ` +
               `unable to create state file at path ${this.statePath}`,
           );
         }
@@ -125,7 +127,7 @@ export class StateDir {
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return false;
       throw new Error(
-        `unable to access state file at path ${this.frozenMarkerPath}: ${errText(e)}`,
+        `unable to access state file at path ${this.frozenMarkerPath}: ${osErrorText(e)}`,
       );
     }
   }
@@ -136,7 +138,7 @@ export class StateDir {
       Deno.writeFileSync(this.frozenMarkerPath, new Uint8Array(), { mode: 0o600 });
       return undefined;
     } catch (e) {
-      return `unable to open/create file ${this.frozenMarkerPath}: ${errText(e)}`;
+      return `unable to open/create file ${this.frozenMarkerPath}: ${osErrorText(e)}`;
     }
   }
 
@@ -146,13 +148,7 @@ export class StateDir {
       Deno.removeSync(this.frozenMarkerPath);
       return undefined;
     } catch (e) {
-      return `unable to delete file: ${this.frozenMarkerPath}: ${errText(e)}`;
+      return `unable to delete file: ${this.frozenMarkerPath}: ${osErrorText(e)}`;
     }
   }
-}
-
-/** The OS text of a Deno error, without Deno's "(os error N)" suffix and path decoration. */
-export function errText(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.replace(/ \(os error \d+\).*$/s, "");
 }

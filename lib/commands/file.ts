@@ -1,8 +1,7 @@
 /**
- * guest-file-open/close/read/write/seek/flush (§3.2). The file is a plain fd opened through
- * libc (ffi/), read and written unbuffered in a worker so a slow filesystem cannot stall the
- * agent. Unbuffered I/O gives the same results a host sees from qemu-ga's stdio streams: data
- * reaches the kernel at once, which is what guest-file-flush promises.
+ * guest-file-open/close/read/write/seek/flush (§3.2). The file is an fd opened through libc
+ * (ffi/) whose system calls run off the event loop, so a slow filesystem cannot stall the
+ * agent; `GuestFile` adds stdio's write buffering so file contents change when qemu-ga's do.
  *
  * @module
  */
@@ -19,13 +18,13 @@ import {
   O_TRUNC,
   O_WRONLY,
   OsError,
-  SEEK_CUR,
 } from "../../ffi/libc.ts";
-import type { Agent, GuestFile } from "../agent.ts";
+import type { Agent } from "../agent.ts";
 import { decodeBase64, encodeBase64 } from "../base64.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError, QgaError } from "../errors.ts";
+import { GuestFile, stdioBufferSize } from "../guest_file.ts";
 
 /** Default and maximum `count` of guest-file-read (QGA_READ_COUNT_DEFAULT, 48 MiB cap). */
 export const READ_COUNT_DEFAULT = 4096n;
@@ -97,7 +96,16 @@ async function openGuestFile(agent: Agent, path: string, mode: string): Promise<
     await files.close(fd).catch(() => {});
     throw genericError("failed to commit persistent state to disk");
   }
-  agent.files.set(handle, { fd, path, rw: "new" });
+  let blksize: number | null = null;
+  try {
+    blksize = (await Deno.stat(path)).blksize;
+  } catch {
+    // glibc falls back to BUFSIZ when fstat fails
+  }
+  agent.files.set(
+    handle,
+    new GuestFile(files, fd, path, stdioBufferSize(blksize), (base & (O_WRONLY | O_RDWR)) !== 0),
+  );
   agent.log.debug(`guest-file-open, handle: ${handle}`);
   return handle;
 }
@@ -121,8 +129,11 @@ export const guestFileClose = defineCommand({
   run: async ({ handle }, agent) => {
     const f = agent.file(handle);
     try {
-      await agent.platform.files.close(f.fd);
+      await f.close();
     } catch (e) {
+      // fclose released the stream even though it failed; forget the handle rather than keep
+      // one that points at nothing (qemu-ga keeps a dangling one).
+      agent.files.delete(handle);
       throw osFailure("failed to close handle", e);
     }
     agent.files.delete(handle);
@@ -141,10 +152,17 @@ export const guestFileRead = defineCommand({
     if (n < 0n || n > READ_COUNT_MAX) {
       throw genericError(`value '${n}' is invalid for argument count`);
     }
-    f.rw = f.rw === "writing" ? "new" : f.rw;
+    if (f.rw === "writing") {
+      try {
+        await f.flush();
+      } catch (e) {
+        throw osFailure("failed to flush file", e);
+      }
+      f.rw = "new";
+    }
     let got: { data: Uint8Array; eof: boolean };
     try {
-      got = await agent.platform.files.read(f.fd, Number(n));
+      got = await f.read(Number(n));
     } catch (e) {
       throw osFailure("failed to read file", e);
     }
@@ -163,11 +181,11 @@ export const guestFileWrite = defineCommand({
     { name: "count", type: t.int, optional: true },
   ],
   run: async (args, agent) => {
-    const f: GuestFile = agent.file(args.handle);
+    const f = agent.file(args.handle);
     if (f.rw === "reading") {
       // stdio needs a seek between a read and a write; on a pipe that seek fails (§3.2).
       try {
-        await agent.platform.files.lseek(f.fd, 0n, SEEK_CUR);
+        await f.syncPosition();
       } catch (e) {
         throw osFailure("failed to seek file", e);
       }
@@ -181,7 +199,7 @@ export const guestFileWrite = defineCommand({
     let written = 0;
     try {
       if (count > 0n) {
-        written = await agent.platform.files.write(f.fd, data.subarray(0, Number(count)));
+        written = await f.write(data.subarray(0, Number(count)));
       }
     } catch (e) {
       agent.log.debug(`guest-file-write failed, handle: ${args.handle}`);
@@ -212,7 +230,7 @@ export const guestFileSeek = defineCommand({
     if (code < 0n || code > 2n) throw genericError(`invalid whence code ${code}`);
     let position: bigint;
     try {
-      position = await agent.platform.files.lseek(f.fd, offset, Number(code));
+      position = await f.seek(offset, Number(code));
     } catch (e) {
       throw osFailure("failed to seek file", e);
     }
@@ -221,14 +239,18 @@ export const guestFileSeek = defineCommand({
   },
 });
 
-/** Flushes userspace buffers; writes are unbuffered here, so data is already in the kernel. */
+/** Hands buffered writes to the kernel. */
 export const guestFileFlush = defineCommand({
   name: "guest-file-flush",
   summary: "Flush buffered writes of an open file to the kernel",
   args: [{ name: "handle", type: t.int }],
-  run: ({ handle }, agent) => {
+  run: async ({ handle }, agent) => {
     const f = agent.file(handle);
-    if (f.rw === "writing") f.rw = "new";
+    try {
+      await f.flush();
+    } catch (e) {
+      throw osFailure("failed to flush file", e);
+    }
     return undefined;
   },
 });

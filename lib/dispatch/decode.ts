@@ -6,7 +6,9 @@
  */
 
 import { genericError } from "../errors.ts";
+import { qdictOrder } from "../protocol/qdict_order.ts";
 import type { QDict, QValue } from "../protocol/value.ts";
+import { firstLeftover } from "./ghash_order.ts";
 import type { AlternateType, ArgType, DecodedMembers, EnumType, Member } from "./schema.ts";
 
 const INT64_MIN = -(1n << 63n);
@@ -111,12 +113,13 @@ function decodeStruct(
     }
     out[m.name] = decodeValue(v, m.type, full, m.name);
   }
-  // Leftover members are reported after every known one decoded. QEMU picks the first of
-  // several in GLib hash-table order; we report the first in the object's own order.
-  for (const key of dict.keys()) {
-    if (!members.some((m) => m.name === key)) {
-      throw genericError(`Parameter '${memberPath(prefix, key)}' is unexpected`);
-    }
+  // Leftover members are reported after every known one decoded; with several, QEMU names
+  // the first its GLib hash table yields.
+  const keys = [...dict.keys()];
+  const consumed = members.filter((m) => dict.has(m.name)).map((m) => m.name);
+  if (consumed.length < keys.length) {
+    const leftover = firstLeftover(qdictOrder(keys), consumed)!;
+    throw genericError(`Parameter '${memberPath(prefix, leftover)}' is unexpected`);
   }
   return out;
 }

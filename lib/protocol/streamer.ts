@@ -1,0 +1,196 @@
+/**
+ * The message streamer: splits the token stream into top-level JSON values and enforces QEMU's
+ * limits, exactly as QEMU's json-streamer (qemu-ga-behaviour.md §2.2, §2.3).
+ *
+ * - `{`/`}` and `[`/`]` are counted separately over tokens. After each token the message is
+ *   complete when both counts are zero, or when either went negative (a stray closer ends the
+ *   message at once, and the parser then reports `expecting value`).
+ * - Limits, checked per token before it joins the message (the counts already include it):
+ *   total token bytes `+ 1` above 64 MiB → `JSON token size limit exceeded`; more than 2 Mi
+ *   tokens → `JSON token count limit exceeded`; braces + brackets above 1024 →
+ *   `JSON nesting depth limit exceeded`.
+ * - A lexical error emits `JSON parse error, stray '<token>'` at once.
+ * - Every emitted event (value or error) resets the message: counts, size and pending tokens.
+ *   The lexer is not reset, so the rest of the input is lexed afresh.
+ *
+ * The state is one global stream, not per client (qemu-ga keeps a partial message across
+ * reconnects, §2.1).
+ *
+ * @module
+ */
+
+import type { QValue } from "./value.ts";
+import { JsonLexer, type LexerSink, MAX_TOKEN_SIZE, Tok, type TokenType } from "./lexer.ts";
+import { JsonParser } from "./parser.ts";
+import { decodeModUtf8Lossy } from "./utf8.ts";
+
+export { PARSE_ERROR_PREFIX } from "./parser.ts";
+
+/** One complete top-level JSON value, or an error that ended a message. */
+export type MessageEvent =
+  | { kind: "value"; value: QValue }
+  | { kind: "error"; desc: string };
+
+/** Most tokens in one message (2 Mi). */
+export const MAX_TOKEN_COUNT = 2 * 1024 * 1024;
+/** Deepest nesting of braces and brackets together. */
+export const MAX_NESTING = 1024;
+
+/**
+ * Byte stream → messages. Feed it whatever arrives; it calls `onMessage` for each complete
+ * value or error, synchronously and in input order.
+ *
+ * @example
+ * ```ts
+ * const p = new JsonMessageParser((ev) => console.log(ev));
+ * p.feed(new TextEncoder().encode('{"execute":"guest-ping"}'));
+ * // → { kind: "value", value: Map { "execute" => "guest-ping" } }
+ * ```
+ */
+export class JsonMessageParser {
+  readonly #onMessage: (ev: MessageEvent) => void;
+  readonly #lexer: JsonLexer;
+  readonly #parser = new JsonParser();
+  #braces = 0;
+  #brackets = 0;
+  #tokenCount = 0;
+  #tokenSize = 0;
+  /** Chunks handed to feed() by onMessage itself, processed after the current one. */
+  #pending: Uint8Array[] | null = null;
+  #feeding = false;
+  /** First exception thrown by onMessage during the current feed(), rethrown at its end. */
+  #thrown: { error: unknown } | null = null;
+
+  /** Creates a parser that reports every message to `onMessage`. */
+  constructor(onMessage: (ev: MessageEvent) => void) {
+    this.#onMessage = onMessage;
+    const sink: LexerSink = {
+      token: (type, buf, start, end, plain) => this.#token(type, buf, start, end, plain),
+      overlong: (length) => this.#overlong(length),
+    };
+    this.#lexer = new JsonLexer(sink);
+  }
+
+  /**
+   * Feed bytes; events are emitted synchronously, in order, during this call. No reference to
+   * `chunk` is kept after returning. If `onMessage` throws, the rest of the chunk is still
+   * processed and the first exception is rethrown at the end.
+   */
+  feed(chunk: Uint8Array): void {
+    if (this.#feeding) {
+      // Called from onMessage: finish the current chunk first, keep the order of bytes.
+      (this.#pending ??= []).push(chunk.slice());
+      return;
+    }
+    this.#feeding = true;
+    try {
+      this.#lexer.feed(chunk);
+      while (this.#pending !== null) {
+        const queued = this.#pending;
+        this.#pending = null;
+        for (const c of queued) this.#lexer.feed(c);
+      }
+    } finally {
+      this.#feeding = false;
+    }
+    const thrown = this.#thrown;
+    if (thrown !== null) {
+      this.#thrown = null;
+      throw thrown.error;
+    }
+  }
+
+  /**
+   * Drops any partial message and lexer state. qemu-ga never does this; tests may. Not to be
+   * called from `onMessage`.
+   */
+  reset(): void {
+    this.#lexer.reset();
+    this.#resetMessage();
+  }
+
+  #resetMessage(): void {
+    this.#braces = 0;
+    this.#brackets = 0;
+    this.#tokenCount = 0;
+    this.#tokenSize = 0;
+    this.#parser.reset();
+  }
+
+  #emit(ev: MessageEvent): void {
+    this.#resetMessage();
+    try {
+      this.#onMessage(ev);
+    } catch (error) {
+      this.#thrown ??= { error };
+    }
+  }
+
+  #error(desc: string): void {
+    this.#emit({ kind: "error", desc });
+  }
+
+  #token(type: TokenType, buf: Uint8Array, start: number, end: number, plain: boolean): void {
+    switch (type) {
+      case Tok.LCURLY:
+        this.#braces++;
+        break;
+      case Tok.RCURLY:
+        this.#braces--;
+        break;
+      case Tok.LSQUARE:
+        this.#brackets++;
+        break;
+      case Tok.RSQUARE:
+        this.#brackets--;
+        break;
+      case Tok.ERROR: {
+        // Printed with C "%s": the text stops at a NUL byte; invalid UTF-8 shows as U+FFFD.
+        this.#error(`JSON parse error, stray '${decodeModUtf8Lossy(buf, start, end)}'`);
+        return;
+      }
+    }
+    if (!this.#admit(end - start)) return;
+    this.#parser.push(type, buf, start, end, plain);
+    const braces = this.#braces;
+    const brackets = this.#brackets;
+    if ((braces > 0 || brackets > 0) && braces >= 0 && brackets >= 0) return;
+    const res = this.#parser.finish();
+    this.#emit(res.ok ? { kind: "value", value: res.value } : { kind: "error", desc: res.desc });
+  }
+
+  /** A token the lexer cut at 64 MiB + 1 bytes: it can only fail the size limit. */
+  #overlong(length: number): void {
+    this.#admit(length);
+  }
+
+  /** QEMU's per-token limit checks; emits the error and returns false when one trips. */
+  #admit(len: number): boolean {
+    if (this.#tokenSize + len + 1 > MAX_TOKEN_SIZE) {
+      this.#error("JSON token size limit exceeded");
+      return false;
+    }
+    if (this.#tokenCount + 1 > MAX_TOKEN_COUNT) {
+      this.#error("JSON token count limit exceeded");
+      return false;
+    }
+    if (this.#braces + this.#brackets > MAX_NESTING) {
+      this.#error("JSON nesting depth limit exceeded");
+      return false;
+    }
+    this.#tokenSize += len;
+    this.#tokenCount++;
+    return true;
+  }
+}
+
+/**
+ * Runs bytes (or a string, encoded as UTF-8) through a fresh {@link JsonMessageParser} and
+ * returns the events. Handy for tests and one-shot parsing.
+ */
+export function parseMessages(input: Uint8Array | string): MessageEvent[] {
+  const events: MessageEvent[] = [];
+  const p = new JsonMessageParser((ev) => events.push(ev));
+  p.feed(typeof input === "string" ? new TextEncoder().encode(input) : input);
+  return events;
+}
