@@ -1,14 +1,14 @@
 /**
  * System calls behind guest-file-open/read/write/seek/close (qemu-ga-behaviour.md §3.2).
  *
- * Every call runs synchronously inside a pool worker (`ffi/blocking.ts`): a read or write on a
- * frozen or hung filesystem, or open() of a FIFO, may block for as long as it likes without
- * stalling the event loop, and errno stays correct (clients-and-peers.md §4.2).
+ * Every call runs off the event loop through `runBlocking` (`ffi/blocking.ts`: the raw-syscall
+ * trampoline, or pool workers where executable memory is refused): a read or write on a frozen
+ * or hung filesystem, or open() of a FIFO, may block for as long as it likes without stalling
+ * the agent, and the error number stays exact.
  *
- * There is no stdio buffering underneath: `read` and `write` reproduce fread()/fwrite()'s *loop*
- * semantics, but bytes reach the kernel immediately. So the fd offset is always the logical
- * position, fflush() has nothing to do, and a write error surfaces at write time instead of at a
- * later flush or close. The caller remains responsible for the qemu-ga-visible details (the
+ * `read` and `write` reproduce fread()/fwrite()'s *loop* semantics with bytes going straight to
+ * the kernel; stdio's write buffering, which hosts can observe, is layered on top by
+ * `lib/guest_file.ts`. The caller remains responsible for the qemu-ga-visible details (the
  * exclusive-create-then-fchmod(0666) dance of `safe_open_or_create`, O_NOCTTY|O_NONBLOCK|O_CLOEXEC
  * flags, error message prefixes).
  *

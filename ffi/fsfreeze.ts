@@ -1,10 +1,10 @@
 /**
  * FIFREEZE / FITHAW on one mount point (qemu-ga-behaviour.md §3.4, clients-and-peers.md §4.2).
  *
- * Each call is one synchronous open → ioctl → close sequence inside a pool worker
+ * Each call is one open → ioctl → close sequence run off the event loop by `runBlocking`
  * (`ffi/blocking.ts`). FIFREEZE can stay in the kernel for a long time (it syncs the filesystem
  * first, and waits forever if the device does not complete writes); meanwhile the event loop keeps
- * answering guest-fsfreeze-status, ping and sync, and other freezes/thaws run in other workers.
+ * answering guest-fsfreeze-status, ping and sync, and other freezes/thaws proceed meanwhile.
  *
  * The walk over the mount list (reverse order for freeze, forward for thaw, mountpoints filter,
  * counting, thaw-on-error) belongs to the command layer; this module only decides what one mount
@@ -30,7 +30,7 @@ export type FreezeOutcome =
 
 /** Freeze and thaw of a single mount point. */
 export interface FreezeSyscalls {
-  /** open(dir, O_RDONLY|O_CLOEXEC) then ioctl(FIFREEZE) then close, synchronously inside a pool worker. */
+  /** open(dir, O_RDONLY|O_CLOEXEC) then ioctl(FIFREEZE) then close, off the event loop. */
   freeze(mountpoint: string): Promise<FreezeOutcome>;
   /**
    * open then FITHAW repeatedly until it fails; resolves true when at least one FITHAW succeeded

@@ -8,8 +8,10 @@
  *   argument; on x86-64 System V and Linux aarch64 integer variadic arguments travel in the same
  *   registers as fixed ones, so this is ABI-safe for integer/pointer arguments.
  * - errno is thread-local. It is only meaningful right after a *synchronous* FFI call on the same
- *   thread. Never declare these symbols `nonblocking`: blocking calls run synchronously inside a
- *   pool worker instead (see `ffi/blocking.ts`), which reads errno itself.
+ *   thread. Never declare these symbols `nonblocking`: calls that may block go through
+ *   `ffi/blocking.ts` instead, which either issues them as raw system calls that return the
+ *   error number directly (`ffi/rawsyscall.ts`, no errno involved) or runs them synchronously
+ *   inside a pool worker that reads errno itself.
  *
  * The library is opened lazily on first use, so importing this module (e.g. for the constants or
  * the `OsError` type) costs nothing. Each isolate (main thread, every pool worker) opens its own
@@ -20,7 +22,7 @@
 
 // ---------------------------------------------------------------------------------------------
 // Constants. Values are the Linux "generic" ones shared by x86-64 and aarch64 (asm-generic
-// fcntl.h / errno.h); `libc()` refuses to run on other architectures so a wrong value can never
+// fcntl.h / errno.h / mman-common.h); `libc()` refuses to run on other architectures so a wrong value can never
 // reach the kernel. O_DIRECTORY is deliberately absent: it differs between the two (§4.2).
 // ---------------------------------------------------------------------------------------------
 
@@ -56,6 +58,17 @@ export const SEEK_END = 2;
 export const FIFREEZE = 0xC0045877;
 /** `_IOWR('X', 120, int)`: thaw it. */
 export const FITHAW = 0xC0045878;
+
+/** mmap(2)/mprotect(2): pages may be read. */
+export const PROT_READ = 0x1;
+/** mmap(2)/mprotect(2): pages may be written. */
+export const PROT_WRITE = 0x2;
+/** mmap(2)/mprotect(2): pages may be executed. */
+export const PROT_EXEC = 0x4;
+/** mmap(2): changes are private to this process (copy on write). */
+export const MAP_PRIVATE = 0x02;
+/** mmap(2): not backed by a file; zero-filled. */
+export const MAP_ANONYMOUS = 0x20;
 
 /** Operation not permitted. */
 export const EPERM = 1;
@@ -113,6 +126,11 @@ const SYMBOLS = {
   ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  // Executable memory for the raw system-call trampoline (ffi/rawsyscall.ts). mmap's offset is
+  // off_t, 64-bit on both supported architectures. Its MAP_FAILED is the all-ones pointer.
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
   // glibc extension; used after idle workers are reaped to hand their freed malloc arenas back
   // to the kernel (idle RSS target, ffi/blocking.ts). Optional so a libc without it still loads.
   malloc_trim: { parameters: ["usize"], result: "i32", optional: true },

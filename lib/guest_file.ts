@@ -78,10 +78,19 @@ export class GuestFile {
     await this.flush();
     this.#buf ??= new Uint8Array(this.#bufSize);
     const direct = rest - (rest % this.#bufSize);
-    if (direct > 0) await this.#io.write(this.fd, data.subarray(off, off + direct));
+    // Buffer the tail before the direct write: the syscall layer may take over (detach) a
+    // buffer that it is handed whole.
     const tail = data.subarray(off + direct);
     this.#buf.set(tail, 0);
     this.#pending = tail.length;
+    if (direct > 0) {
+      try {
+        await this.#io.write(this.fd, data.subarray(off, off + direct));
+      } catch (e) {
+        this.#pending = 0;
+        throw e;
+      }
+    }
     return data.length;
   }
 

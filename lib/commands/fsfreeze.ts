@@ -1,8 +1,8 @@
 /**
  * guest-fsfreeze-status/-freeze/-freeze-list/-thaw (§3.4, §4).
  *
- * The FIFREEZE/FITHAW ioctls run synchronously inside pool workers (ffi/fsfreeze.ts), so a
- * freeze stuck in the kernel leaves the agent able to answer ping, sync, status and thaw.
+ * The FIFREEZE/FITHAW ioctls run off the event loop (ffi/fsfreeze.ts), so a freeze stuck in the
+ * kernel leaves the agent able to answer ping, sync, status and thaw.
  *
  * @module
  */

@@ -2,7 +2,7 @@
  * The router: parsed messages → command → reply bytes, in request order.
  *
  * Requests run one after another, as in qemu-ga, but a command that waits on the OS (a freeze,
- * a file read in a worker, a child process) does not stop the agent from reading: later
+ * a file read, a child process) does not stop the agent from reading: later
  * requests queue behind it, and their replies leave in request order. If the host resyncs
  * (`guest-sync`/`guest-sync-delimited`) while an earlier command is still running after a short
  * grace period, or the host reconnects, the stuck command is left behind: it keeps running,

@@ -1,6 +1,8 @@
 /**
  * ffi/libc.ts: constants against the kernel's own view, errno after synchronous calls, exact
- * glibc strerror texts, OsError, lazy dlopen.
+ * glibc strerror texts, OsError, lazy dlopen, the mmap/mprotect the trampoline is built with,
+ * and agreement between libc's errno and the raw trampoline's `-errno` for the same failures
+ * (the two executors of ffi/blocking.ts must report identical errors).
  */
 
 import assert from "node:assert/strict";
@@ -13,6 +15,7 @@ import {
   EINVAL,
   EISDIR,
   ENOENT,
+  ENOTTY,
   EOPNOTSUPP,
   errno,
   ESPIPE,
@@ -20,6 +23,8 @@ import {
   FITHAW,
   libc,
   libcIsOpen,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
   O_APPEND,
   O_CLOEXEC,
   O_CREAT,
@@ -30,16 +35,23 @@ import {
   O_TRUNC,
   O_WRONLY,
   OsError,
+  PROT_EXEC,
+  PROT_READ,
+  PROT_WRITE,
   SEEK_CUR,
   SEEK_END,
   SEEK_SET,
   strerror,
 } from "../../ffi/libc.ts";
+import { AT_FDCWD, SYS, syscall6Sync } from "../../ffi/rawsyscall.ts";
 
 Deno.test("libc is opened lazily, on first use only", async () => {
-  // A fresh isolate: importing the module must not dlopen anything.
+  // A fresh isolate: importing the modules must not dlopen (nor mmap a trampoline) anything.
   const url = new URL("../../ffi/libc.ts", import.meta.url).href;
-  const code = `const m = await import(${JSON.stringify(url)});
+  const others = ["rawsyscall.ts", "blocking.ts", "file.ts", "fsfreeze.ts"]
+    .map((f) => `await import(${JSON.stringify(new URL(`../../ffi/${f}`, import.meta.url).href)});`)
+    .join(" ");
+  const code = `const m = await import(${JSON.stringify(url)}); ${others}
     const before = m.libcIsOpen(); m.O_RDONLY; new m.OsError(2, "x");
     const stillClosed = m.libcIsOpen(); m.strerror(2);
     console.log(JSON.stringify([before, stillClosed, m.libcIsOpen()]));`;
@@ -193,4 +205,66 @@ Deno.test("cString: NUL-terminated UTF-8, cut at an embedded NUL like C", () => 
   assert.deepEqual([...cString("a/é")], [0x61, 0x2f, 0xc3, 0xa9, 0]);
   assert.deepEqual([...cString("ab\0cd")], [0x61, 0x62, 0]);
   assert.deepEqual([...cString("")], [0]);
+});
+
+Deno.test("mmap/mprotect/munmap: the W^X sequence the trampoline uses; MAP_FAILED and errno", () => {
+  const sys = libc();
+  const page = sys.mmap(null, 4096n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+  assert.ok(page !== null);
+  assert.notEqual(Deno.UnsafePointer.value(page), 0xffff_ffff_ffff_ffffn);
+  const view = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(page, 4));
+  view.set([1, 2, 3, 4]);
+  assert.equal(sys.mprotect(page, 4096n, PROT_READ | PROT_EXEC), 0);
+  assert.equal(new Deno.UnsafePointerView(page).getUint8(3), 4); // still readable
+  assert.equal(sys.munmap(page, 4096n), 0);
+  // Length 0 is EINVAL; the failure value is MAP_FAILED, (void *)-1.
+  const bad = sys.mmap(null, 0n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+  assert.equal(Deno.UnsafePointer.value(bad), 0xffff_ffff_ffff_ffffn);
+  assert.equal(errno(), EINVAL);
+});
+
+Deno.test("the trampoline's -errno equals libc's errno for the same failures", async () => {
+  const sys = libc();
+  const raw = SYS;
+  assert.ok(raw !== undefined);
+  const dir = await Deno.makeTempDir({ prefix: "denoga-libc-" });
+  try {
+    const file = cString(`${dir}/f`);
+    const fd = sys.open(file, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600);
+    assert.ok(fd >= 0);
+    /** [libc call returning -1 or -1n, the same call as a raw system call, expected errno] */
+    const cases: [() => number | bigint, () => bigint, number][] = [
+      [
+        () => sys.open(cString(`${dir}/missing`), O_RDONLY, 0),
+        () => syscall6Sync(raw.openat, AT_FDCWD, cString(`${dir}/missing`), O_RDONLY, 0),
+        ENOENT,
+      ],
+      [
+        () => sys.open(file, O_CREAT | O_EXCL | O_WRONLY, 0o600),
+        () => syscall6Sync(raw.openat, AT_FDCWD, file, O_CREAT | O_EXCL | O_WRONLY, 0o600),
+        EEXIST,
+      ],
+      [
+        () => sys.open(cString(dir), O_WRONLY, 0),
+        () => syscall6Sync(raw.openat, AT_FDCWD, cString(dir), O_WRONLY, 0),
+        EISDIR,
+      ],
+      [() => sys.close(-1), () => syscall6Sync(raw.close, -1), EBADF],
+      [
+        () => sys.read(-1, new Uint8Array(1), 1n),
+        () => syscall6Sync(raw.read, -1, new Uint8Array(1), 1),
+        EBADF,
+      ],
+      [() => sys.lseek(fd, -1n, SEEK_SET), () => syscall6Sync(raw.lseek, fd, -1, SEEK_SET), EINVAL],
+      [() => sys.ioctl(fd, 0x5401n, 0n), () => syscall6Sync(raw.ioctl, fd, 0x5401, 0), ENOTTY],
+    ];
+    for (const [viaLibc, viaRaw, expected] of cases) {
+      assert.equal(Number(viaLibc()), -1);
+      assert.equal(errno(), expected);
+      assert.equal(viaRaw(), BigInt(-expected));
+    }
+    sys.close(fd);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
