@@ -62,6 +62,7 @@ import {
   mallocTrim,
   O_CLOEXEC,
   O_RDONLY,
+  type OsPath,
   strerror,
 } from "./libc.ts";
 import { AT_FDCWD, SYS, syscall6, type SyscallNumbers, trampolineStatus } from "./rawsyscall.ts";
@@ -71,7 +72,7 @@ export type BlockingRequest =
   /** Do nothing (latency measurement). */
   | { op: "noop" }
   /** open(path, flags, mode). */
-  | { op: "open"; path: string; flags: number; mode: number }
+  | { op: "open"; path: OsPath; flags: number; mode: number }
   /** close(fd). */
   | { op: "close"; fd: number }
   /** fchmod(fd, mode). */
@@ -88,9 +89,9 @@ export type BlockingRequest =
    */
   | { op: "write"; fd: number; buffer: ArrayBuffer; byteOffset: number; byteLength: number }
   /** open(path, O_RDONLY|O_CLOEXEC), ioctl(FIFREEZE), close. */
-  | { op: "freeze"; path: string }
+  | { op: "freeze"; path: OsPath }
   /** open(path, O_RDONLY|O_CLOEXEC), ioctl(FITHAW) until it fails, close. */
-  | { op: "thaw"; path: string };
+  | { op: "thaw"; path: OsPath };
 
 /** What the executor answers. */
 export interface BlockingReply {
@@ -588,7 +589,7 @@ async function trampolineWrite(
 async function trampolineFreeze(
   job: TrampolineJob,
   sys: SyscallNumbers,
-  path: string,
+  path: OsPath,
 ): Promise<BlockingReply> {
   // qemu-ga: qga_open_cloexec(dirname, O_RDONLY, 0) (§3.4; O_CLOEXEC keeps the fd out of
   // guest-exec children, §4.2).
@@ -600,7 +601,7 @@ async function trampolineFreeze(
   return isError(ret) ? failed(-1, Number(-ret), { stage: "freeze" }) : { ret: 0, errno: 0 };
 }
 
-async function trampolineThaw(sys: SyscallNumbers, path: string): Promise<BlockingReply> {
+async function trampolineThaw(sys: SyscallNumbers, path: OsPath): Promise<BlockingReply> {
   const fd = await syscall6(sys.openat, AT_FDCWD, cString(path), O_RDONLY | O_CLOEXEC, 0);
   if (isError(fd)) return failed(0, Number(-fd), { stage: "open" });
   // qemu-ga repeats FITHAW until it fails: nested FIFREEZEs by others each need one FITHAW, and

@@ -19,12 +19,12 @@
  */
 
 import { type BlockingReply, runBlocking } from "./blocking.ts";
-import { OsError } from "./libc.ts";
+import { OsError, type OsPath } from "./libc.ts";
 
 /** The file system calls the file commands use. All async, all executed in the pool. */
 export interface FileSyscalls {
   /** open(2); throws OsError. */
-  open(path: string, flags: number, mode: number): Promise<number>;
+  open(path: OsPath, flags: number, mode: number): Promise<number>;
   /** fchmod(2); throws OsError. */
   fchmod(fd: number, mode: number): Promise<void>;
   /**

@@ -14,7 +14,7 @@
  */
 
 import { runBlocking } from "./blocking.ts";
-import { EBUSY, EOPNOTSUPP, strerror } from "./libc.ts";
+import { EBUSY, EOPNOTSUPP, type OsPath, strerror } from "./libc.ts";
 
 /** What FIFREEZE on one mount point did. */
 export type FreezeOutcome =
@@ -31,7 +31,7 @@ export type FreezeOutcome =
 /** Freeze and thaw of a single mount point. */
 export interface FreezeSyscalls {
   /** open(dir, O_RDONLY|O_CLOEXEC) then ioctl(FIFREEZE) then close, off the event loop. */
-  freeze(mountpoint: string): Promise<FreezeOutcome>;
+  freeze(mountpoint: OsPath): Promise<FreezeOutcome>;
   /**
    * open then FITHAW repeatedly until it fails; resolves true when at least one FITHAW succeeded
    * (qemu-ga counts that fs once).
@@ -39,7 +39,7 @@ export interface FreezeSyscalls {
    * An open failure resolves false: `qmp_guest_fsfreeze_do_thaw` simply `continue`s to the next
    * mount when `qga_open_cloexec` fails: no error, not counted.
    */
-  thaw(mountpoint: string): Promise<boolean>;
+  thaw(mountpoint: OsPath): Promise<boolean>;
 }
 
 /** The real implementation, backed by the blocking pool. */

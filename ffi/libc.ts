@@ -221,16 +221,43 @@ export class OsError extends Error {
 const encoder = new TextEncoder();
 
 /**
- * A path as the NUL-terminated C string libc expects. Like a C caller, anything after an embedded
- * NUL is ignored (qemu-ga hands the decoded JSON string to open() as a C string).
+ * A path in the form an OS call takes it: exact bytes (as read from /proc), or a string from the
+ * wire. Strings are encoded as QEMU holds them, in modified UTF-8: U+0000 (`\u0000` in JSON)
+ * becomes the two bytes C0 80, so it can never cut a path short.
  */
-export function cString(path: string): Uint8Array<ArrayBuffer> {
-  const nul = path.indexOf("\0");
-  const s = nul === -1 ? path : path.slice(0, nul);
-  const encoded = encoder.encode(s);
+export type OsPath = string | Uint8Array;
+
+/**
+ * An {@link OsPath} as the NUL-terminated C string libc expects. Exact bytes are cut at an
+ * embedded NUL, as a C caller would.
+ */
+export function cString(path: OsPath): Uint8Array<ArrayBuffer> {
+  let encoded: Uint8Array;
+  if (typeof path === "string") {
+    encoded = path.includes("\0") ? modUtf8Nul(path) : encoder.encode(path);
+  } else {
+    const nul = path.indexOf(0);
+    encoded = nul === -1 ? path : path.subarray(0, nul);
+  }
   const bytes = new Uint8Array(encoded.length + 1); // zero-filled: the last byte is the NUL
   bytes.set(encoded);
   return bytes;
+}
+
+/** UTF-8 with every U+0000 written as C0 80 (QEMU's modified UTF-8). */
+function modUtf8Nul(s: string): Uint8Array {
+  const parts = s.split("\0").map((p) => encoder.encode(p));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0) + 2 * (parts.length - 1));
+  let o = 0;
+  parts.forEach((p, i) => {
+    if (i > 0) {
+      out[o++] = 0xc0;
+      out[o++] = 0x80;
+    }
+    out.set(p, o);
+    o += p.length;
+  });
+  return out;
 }
 
 /**

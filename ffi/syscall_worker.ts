@@ -20,6 +20,7 @@ import {
   libc,
   O_CLOEXEC,
   O_RDONLY,
+  type OsPath,
   strerror,
 } from "./libc.ts";
 import type { BlockingReply, BlockingRequest } from "./blocking.ts";
@@ -95,7 +96,7 @@ function doWrite(fd: number, buffer: ArrayBuffer, offset: number, length: number
   return { ret: done, errno: 0 };
 }
 
-function doFreeze(path: string): BlockingReply {
+function doFreeze(path: OsPath): BlockingReply {
   const sys = libc();
   // qemu-ga: qga_open_cloexec(dirname, O_RDONLY, 0) (§3.4; O_CLOEXEC keeps the fd out of
   // guest-exec children, §4.2).
@@ -107,7 +108,7 @@ function doFreeze(path: string): BlockingReply {
   return e === 0 ? { ret: 0, errno: 0 } : fail(-1, e, { stage: "freeze" });
 }
 
-function doThaw(path: string): BlockingReply {
+function doThaw(path: OsPath): BlockingReply {
   const sys = libc();
   const fd = sys.open(cString(path), O_RDONLY | O_CLOEXEC, 0);
   if (fd === -1) return fail(0, errno(), { stage: "open" });

@@ -20,11 +20,14 @@
  */
 
 import { genericError } from "./errors.ts";
+import { decodeModUtf8Lossy } from "./protocol/utf8.ts";
 
 /** One filesystem of the freeze mount list. */
 export interface MountEntry {
-  /** Mount point, unescaped. */
+  /** Mount point, unescaped, as a string (invalid UTF-8 shown as QEMU's writer would). */
   dirname: string;
+  /** Mount point, unescaped, exact bytes: what system calls get. */
+  path: Uint8Array;
   /** Filesystem type as the kernel names it (`ext4`, `xfs`, `btrfs`, …). */
   devtype: string;
   /** Device major number (for btrfs: of the stat'ed source device). */
@@ -71,7 +74,8 @@ export async function buildMountList(
       ({ devmajor, devminor } = dev);
     }
     if (devExists(mounts, devmajor, devminor)) continue; // bind mount of a listed device
-    mounts.push({ dirname: cString(decodeMntname(fields.dir)), devtype, devmajor, devminor });
+    const path = cBytes(decodeMntname(fields.dir));
+    mounts.push({ dirname: decodeModUtf8Lossy(path), path, devtype, devmajor, devminor });
   }
   return mounts;
 }
@@ -282,10 +286,15 @@ export function decodeMntentName(name: Uint8Array): Uint8Array {
 
 const MNTENT_ESCAPES = new Map([["040", 0x20], ["011", 0x09], ["012", 0x0a], ["134", 0x5c]]);
 
-/** The bytes as a C string would see them (cut at a decoded NUL), read as UTF-8. */
-function cString(bytes: Uint8Array): string {
+/** The bytes as a C string would see them (cut at a decoded NUL). */
+function cBytes(bytes: Uint8Array): Uint8Array {
   const nul = bytes.indexOf(0);
-  return decoder.decode(nul === -1 ? bytes : bytes.subarray(0, nul));
+  return nul === -1 ? bytes.slice() : bytes.slice(0, nul);
+}
+
+/** The bytes as a C string would see them, read as UTF-8. */
+function cString(bytes: Uint8Array): string {
+  return decoder.decode(cBytes(bytes));
 }
 
 function devExists(mounts: MountEntry[], devmajor: number, devminor: number): boolean {
@@ -339,7 +348,8 @@ async function buildFromMtab(mountsPath: string): Promise<MountEntry[]> {
     // Like qemu-ga, a source that is not a block device gets 0:0 and is still listed (once).
     const { devmajor, devminor } = typeof dev === "number" ? { devmajor: 0, devminor: 0 } : dev;
     if (devExists(mounts, devmajor, devminor)) continue;
-    mounts.push({ dirname: cString(ent.dir), devtype: type, devmajor, devminor });
+    const path = cBytes(ent.dir);
+    mounts.push({ dirname: decodeModUtf8Lossy(path), path, devtype: type, devmajor, devminor });
   }
   return mounts;
 }

@@ -11,6 +11,11 @@ import type { Agent } from "../agent.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError } from "../errors.ts";
+import { encodeModUtf8 } from "../protocol/utf8.ts";
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
 
 async function runHook(agent: Agent, arg: "freeze" | "thaw"): Promise<void> {
   const hook = agent.options.fsfreezeHook;
@@ -27,7 +32,7 @@ async function thawAll(agent: Agent): Promise<number> {
   const mounts = await agent.platform.mounts();
   let thawed = 0;
   for (const m of mounts) {
-    if (await agent.platform.freeze.thaw(m.dirname)) thawed++;
+    if (await agent.platform.freeze.thaw(m.path)) thawed++;
   }
   agent.unsetFrozen();
   agent.log.debug("guest-fsthaw called");
@@ -42,10 +47,12 @@ async function freeze(agent: Agent, mountpoints: readonly string[] | undefined):
   // Frozen state (marker file, commands off, logging off) comes before the first ioctl: once
   // a filesystem is frozen nothing may be written to it.
   agent.setFrozen();
+  // qemu-ga compares the requested strings with each mount point byte for byte (strcmp).
+  const wanted = mountpoints?.map((p) => encodeModUtf8(p));
   let frozen = 0;
   for (const m of mounts.toReversed()) {
-    if (mountpoints && !mountpoints.includes(m.dirname)) continue;
-    const outcome = await agent.platform.freeze.freeze(m.dirname);
+    if (wanted && !wanted.some((w) => sameBytes(w, m.path))) continue;
+    const outcome = await agent.platform.freeze.freeze(m.path);
     if (outcome.ok) {
       frozen++;
     } else if (!outcome.skipped) {

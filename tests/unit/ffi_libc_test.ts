@@ -201,10 +201,12 @@ Deno.test("ioctl with an unknown request on a regular file fails with ENOTTY", a
   }
 });
 
-Deno.test("cString: NUL-terminated UTF-8, cut at an embedded NUL like C", () => {
+Deno.test("cString: strings in modified UTF-8 (U+0000 is C0 80), bytes cut at a NUL", () => {
   assert.deepEqual([...cString("a/é")], [0x61, 0x2f, 0xc3, 0xa9, 0]);
-  assert.deepEqual([...cString("ab\0cd")], [0x61, 0x62, 0]);
+  // A JSON "\u0000" reaches open() as C0 80 in qemu-ga, never as a terminator.
+  assert.deepEqual([...cString("ab\0cd")], [0x61, 0x62, 0xc0, 0x80, 0x63, 0x64, 0]);
   assert.deepEqual([...cString("")], [0]);
+  assert.deepEqual([...cString(new Uint8Array([0x2f, 0xff, 0, 0x41]))], [0x2f, 0xff, 0]);
 });
 
 Deno.test("mmap/mprotect/munmap: the W^X sequence the trampoline uses; MAP_FAILED and errno", () => {

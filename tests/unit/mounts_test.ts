@@ -55,6 +55,25 @@ async function fixture(name: string, dir: string): Promise<string> {
   return path;
 }
 
+/** Expected entries of ASCII mount points: the exact bytes are the name's UTF-8. */
+function withPaths(entries: Omit<MountEntry, "path">[]): MountEntry[] {
+  return entries.map((e) => ({ ...e, path: new TextEncoder().encode(e.dirname) }));
+}
+
+Deno.test("a mount point that is not UTF-8 keeps its exact bytes for system calls", async () => {
+  await withTempDir(async (dir) => {
+    const line = new Uint8Array([
+      ...new TextEncoder().encode("36 35 7:9 / /mnt/caf"),
+      0xe9,
+      ...new TextEncoder().encode(" rw shared:1 - ext4 /dev/loop9 rw\n"),
+    ]);
+    await Deno.writeFile(`${dir}/mountinfo`, line);
+    const [m] = await buildMountList(`${dir}/mountinfo`, "/nonexistent");
+    assert.deepEqual(m.path, new Uint8Array([...new TextEncoder().encode("/mnt/caf"), 0xe9]));
+    assert.equal(m.dirname, "/mnt/caf\uFFFD");
+  });
+});
+
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "denoga-mounts-" });
   try {
@@ -71,7 +90,7 @@ Deno.test({
     withTempDir(async (dir) => {
       const list = await buildMountList(await fixture("sample.mountinfo", dir), "/nonexistent");
       const b = blockDev!;
-      const expected: MountEntry[] = [
+      const expected: MountEntry[] = withPaths([
         { dirname: "/", devtype: "ext4", devmajor: 253, devminor: 0 },
         { dirname: "/boot", devtype: "ext4", devmajor: 253, devminor: 1 },
         // `\040` unescaped; the bind mount of the same 253:2 (`/srv/bind of\data`) is dropped.
@@ -87,7 +106,7 @@ Deno.test({
         { dirname: "/mnt/nul", devtype: "ext4", devmajor: 7, devminor: 5 },
         // Not listed: proc/sysfs/devtmpfs/tmpfs/nfs4/overlay (major 0), a line without " - ",
         // garbage, a line ending at the mount point, and a last line with nothing after the source.
-      ];
+      ]);
       assert.deepEqual(list, expected);
     }),
 });
@@ -99,17 +118,20 @@ Deno.test({
     withTempDir(async (dir) => {
       const list = await buildMountList(`${dir}/no-mountinfo`, await fixture("sample.mounts", dir));
       const b = blockDev!;
-      assert.deepEqual(list, [
-        // getmntent decodes only \040 \011 \012 \134 and `\\`; `\101` stays.
-        {
-          dirname: "/mnt/real\ttab\\back\\x\\101",
-          devtype: "ext4",
-          devmajor: b.devmajor,
-          devminor: b.devminor,
-        },
-        // A source that is not a block device is kept with 0:0, once (later 0:0 are duplicates).
-        { dirname: "/mnt/gone one", devtype: "ext4", devmajor: 0, devminor: 0 },
-      ]);
+      assert.deepEqual(
+        list,
+        withPaths([
+          // getmntent decodes only \040 \011 \012 \134 and `\\`; `\101` stays.
+          {
+            dirname: "/mnt/real\ttab\\back\\x\\101",
+            devtype: "ext4",
+            devmajor: b.devmajor,
+            devminor: b.devminor,
+          },
+          // A source that is not a block device is kept with 0:0, once (later 0:0 are duplicates).
+          { dirname: "/mnt/gone one", devtype: "ext4", devmajor: 0, devminor: 0 },
+        ]),
+      );
     }),
 });
 

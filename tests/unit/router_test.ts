@@ -6,6 +6,7 @@
 import { assertEquals, assertOk } from "../assert.ts";
 import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeOutcome, FreezeSyscalls } from "../../ffi/fsfreeze.ts";
+import type { OsPath } from "../../ffi/libc.ts";
 import { Agent } from "../../lib/agent.ts";
 import { commandTable } from "../../lib/commands/mod.ts";
 import { RESYNC_GRACE_MS, Router, Session } from "../../lib/dispatch/router.ts";
@@ -24,14 +25,14 @@ class StuckFreeze implements FreezeSyscalls {
     this.entered = new Promise((r) => (this.#entered = r));
   }
 
-  freeze(mountpoint: string): Promise<FreezeOutcome> {
-    this.calls.push(`freeze ${mountpoint}`);
+  freeze(mountpoint: OsPath): Promise<FreezeOutcome> {
+    this.calls.push(`freeze ${String(mountpoint)}`);
     this.#entered();
     return new Promise((resolve) => (this.#release = () => resolve({ ok: true })));
   }
 
-  thaw(mountpoint: string): Promise<boolean> {
-    this.calls.push(`thaw ${mountpoint}`);
+  thaw(mountpoint: OsPath): Promise<boolean> {
+    this.calls.push(`thaw ${String(mountpoint)}`);
     return Promise.resolve(false);
   }
 
@@ -55,7 +56,13 @@ async function harness(freeze: FreezeSyscalls) {
       files: noFiles,
       freeze,
       mounts: () =>
-        Promise.resolve([{ dirname: "/fake", devtype: "ext4", devmajor: 8, devminor: 1 }]),
+        Promise.resolve([{
+          dirname: "/fake",
+          path: new TextEncoder().encode("/fake"),
+          devtype: "ext4",
+          devmajor: 8,
+          devminor: 1,
+        }]),
       run: () => Promise.resolve(),
       isExecutable: () => false,
     },

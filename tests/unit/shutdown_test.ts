@@ -98,7 +98,11 @@ Deno.test("the child runs in a new session with stdin from /dev/null", async () 
   const dir = await Deno.makeTempDir();
   try {
     await runCommand(
-      ["/bin/sh", "-c", `cut -d" " -f6 /proc/$$/stat > ${dir}/sid; readlink /proc/self/fd/0 > ${dir}/stdin`],
+      [
+        "/bin/sh",
+        "-c",
+        `cut -d" " -f6 /proc/$$/stat > ${dir}/sid; readlink /proc/self/fd/0 > ${dir}/stdin`,
+      ],
       "shutdown",
     );
     const sid = Number((await Deno.readTextFile(`${dir}/sid`)).trim());
