@@ -67,14 +67,16 @@ export class GuestFile {
   async write(data: Uint8Array): Promise<number> {
     // A stream opened for reading refuses writes before buffering anything (_IO_NO_WRITES).
     if (!this.#writable) throw new OsError(EBADF);
+    // Read the length first: the syscall layer may detach a buffer handed to it whole.
+    const total = data.length;
     let off = 0;
     if (this.#buf) {
       off = Math.min(this.#bufSize - this.#pending, data.length);
       this.#buf.set(data.subarray(0, off), this.#pending);
       this.#pending += off;
     }
-    const rest = data.length - off;
-    if (rest === 0) return data.length;
+    const rest = total - off;
+    if (rest === 0) return total;
     await this.flush();
     this.#buf ??= new Uint8Array(this.#bufSize);
     const direct = rest - (rest % this.#bufSize);
@@ -91,7 +93,7 @@ export class GuestFile {
         throw e;
       }
     }
-    return data.length;
+    return total;
   }
 
   /** fread of up to `count` bytes; the caller flushes first when switching from writing. */

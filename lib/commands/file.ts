@@ -25,6 +25,7 @@ import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError, QgaError } from "../errors.ts";
 import { GuestFile, stdioBufferSize } from "../guest_file.ts";
+import { VerbatimString } from "../protocol/value.ts";
 
 /** Default and maximum `count` of guest-file-read (QGA_READ_COUNT_DEFAULT, 48 MiB cap). */
 export const READ_COUNT_DEFAULT = 4096n;
@@ -167,7 +168,11 @@ export const guestFileRead = defineCommand({
       throw osFailure("failed to read file", e);
     }
     f.rw = "reading";
-    const reply = { count: got.data.length, "buf-b64": encodeBase64(got.data), eof: got.eof };
+    const reply = {
+      count: got.data.length,
+      "buf-b64": new VerbatimString(encodeBase64(got.data)),
+      eof: got.eof,
+    };
     // Release up to 48 MiB now rather than whenever V8 collects it (peak RSS).
     const buffer = got.data.buffer;
     if (buffer instanceof ArrayBuffer) buffer.transfer(0);

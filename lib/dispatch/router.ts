@@ -17,7 +17,7 @@ import { QgaError } from "../errors.ts";
 import type { MessageEvent } from "../protocol/streamer.ts";
 import { qdictOrder } from "../protocol/qdict_order.ts";
 import type { QValue } from "../protocol/value.ts";
-import { toJson } from "../protocol/writer.ts";
+import { toJson, toJsonChunks } from "../protocol/writer.ts";
 import { decodeArguments } from "./decode.ts";
 import type { CommandResult } from "./table.ts";
 
@@ -25,6 +25,7 @@ import type { CommandResult } from "./table.ts";
 export const RESYNC_GRACE_MS = 500;
 
 const SENTINEL = 0xff;
+const BIG_REPLY = 64 * 1024;
 const encoder = new TextEncoder();
 
 /** A reply: the bytes to send, or null when the request gets no reply. */
@@ -49,27 +50,33 @@ interface Job {
   abandoned: boolean;
 }
 
-function line(json: string, delimited = false): Uint8Array {
-  const body = encoder.encode(json + "\n");
-  if (!delimited) return body;
-  const out = new Uint8Array(body.length + 1);
-  out[0] = SENTINEL;
-  out.set(body, 1);
+/**
+ * One reply line from the writer's pieces: optional 0xFF, the text, `\n`. The writer's output
+ * is pure ASCII, so each piece is copied once, straight into an exactly sized buffer.
+ */
+function line(chunks: readonly string[], delimited = false): Uint8Array {
+  let length = delimited ? 2 : 1;
+  for (const c of chunks) length += c.length;
+  const out = new Uint8Array(length);
+  let o = 0;
+  if (delimited) out[o++] = SENTINEL;
+  for (const c of chunks) o += encoder.encodeInto(c, out.subarray(o)).written;
+  out[o] = 0x0a;
   return out;
 }
 
 /** The error envelope; member order is QEMU's hash order (`id` before `error`). */
 export function errorReply(klass: string, desc: string, id?: QValue): Uint8Array {
   const err = `{"class": ${toJson(klass)}, "desc": ${toJson(desc)}}`;
-  return line(id === undefined ? `{"error": ${err}}` : `{"id": ${toJson(id)}, "error": ${err}}`);
+  return line([id === undefined ? `{"error": ${err}}` : `{"id": ${toJson(id)}, "error": ${err}}`]);
 }
 
 /** The success envelope (`return` before `id`). */
-function returnReply(value: string, id: QValue | undefined, delimited: boolean): Uint8Array {
-  return line(
-    id === undefined ? `{"return": ${value}}` : `{"return": ${value}, "id": ${toJson(id)}}`,
-    delimited,
-  );
+function returnReply(value: CommandResult, id: QValue | undefined, delimited: boolean): Uint8Array {
+  const chunks = value === undefined ? ["{}"] : toJsonChunks(value);
+  chunks[0] = '{"return": ' + chunks[0];
+  chunks[chunks.length - 1] += id === undefined ? "}" : `, "id": ${toJson(id)}}`;
+  return line(chunks, delimited);
 }
 
 /**
@@ -215,6 +222,10 @@ export class Session {
           }
         }
         await this.#writer.writeAll(data);
+        // Give megabyte replies back at once instead of whenever V8 collects them.
+        if (data.length >= BIG_REPLY && data.buffer instanceof ArrayBuffer) {
+          data.buffer.transfer(0);
+        }
       }
     } catch {
       // The peer went away; qemu-ga logs and carries on. The read side sees EOF next.
@@ -343,7 +354,7 @@ export class Router {
     }
     const succeed = (value: CommandResult): Reply => {
       if (!cmd.successResponse) return null;
-      return returnReply(value === undefined ? "{}" : toJson(value), id, cmd.delimitReply);
+      return returnReply(value, id, cmd.delimitReply);
     };
     if (result instanceof Promise) {
       return result.then(succeed, (e) => this.#failure(e, id));

@@ -17,8 +17,23 @@ export type QDict = Map<string, QValue>;
 /** A parsed JSON value, as QEMU's QObject. */
 export type QValue = null | boolean | bigint | number | string | QValue[] | QDict;
 
+/**
+ * A string the writer may emit as it is, without looking at it: its content must be printable
+ * ASCII without `"` or `\` (base64 text, for instance). Replies carrying megabytes of base64
+ * skip the escape scan and are copied once, straight into the output buffer.
+ *
+ * @example
+ * ```ts
+ * new VerbatimString(bytes.toBase64());
+ * ```
+ */
+export class VerbatimString {
+  constructor(readonly text: string) {}
+}
+
 /** What a command may hand to the writer: parsed values, plus plain objects for output structs. */
 export type ReplyValue =
+  | VerbatimString
   | null
   | boolean
   | bigint

@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { ReplyValue } from "./value.ts";
+import { type ReplyValue, VerbatimString } from "./value.ts";
 import { encodeModUtf8 } from "./utf8.ts";
 
 /**
@@ -27,10 +27,41 @@ import { encodeModUtf8 } from "./utf8.ts";
  * ```
  */
 export function toJson(value: ReplyValue): string {
-  return write(value);
+  return toJsonChunks(value).join("");
+}
+
+/**
+ * Stands for a verbatim string inside the text being built. The writer's own output is pure
+ * ASCII, so a non-ASCII placeholder cannot collide with it.
+ */
+const VERBATIM_MARK = "\uE000";
+let verbatims: string[] = [];
+
+/**
+ * {@link toJson}, as pieces whose concatenation is the text: the content of each
+ * {@link VerbatimString} is a piece of its own, so a caller can copy it into an output buffer
+ * without building one big string first.
+ */
+export function toJsonChunks(value: ReplyValue): string[] {
+  const outer = verbatims;
+  verbatims = [];
+  try {
+    const text = write(value);
+    if (verbatims.length === 0) return [text];
+    const parts = text.split(VERBATIM_MARK);
+    const chunks: string[] = [parts[0]];
+    for (let k = 0; k < verbatims.length; k++) chunks.push(verbatims[k], parts[k + 1]);
+    return chunks;
+  } finally {
+    verbatims = outer;
+  }
 }
 
 function write(v: ReplyValue): string {
+  if (v instanceof VerbatimString) {
+    verbatims.push(v.text);
+    return '"' + VERBATIM_MARK + '"';
+  }
   switch (typeof v) {
     case "string":
       return quote(v);

@@ -9,6 +9,8 @@ Deno.test("GLib-lenient decoding: incomplete quanta dropped, '=' only trims its 
   assertEquals(text(decodeBase64("SGVsbG8")), "Hel");
   assertEquals(text(decodeBase64("QQ==QUJD")), "AABC");
   assertEquals(text(decodeBase64("QU\nJD\n")), "ABC");
+  assertEquals(text(decodeBase64("QUJD\nQUJD")), "ABCABC");
+  assertEquals(text(decodeBase64("QUI=\n")), "AB");
   assertEquals(text(decodeBase64("QR==")), "A");
   // Checked against qemu-ga 7.2 (GLib's decoder): '=' counts as a zero digit.
   assertEquals(text(decodeBase64("QUJ=QUJD")), "ABABC");
