@@ -68,8 +68,9 @@ export class Server {
         agent.log.debug(`channel read failed: ${e instanceof Error ? e.message : e}`);
       }
       // The client may have only shut down its sending side (socat does at end of input):
-      // give running commands a moment to answer before leaving them behind.
-      await settleWithin(session.idle(), EOF_GRACE_MS);
+      // give running commands a moment to answer before leaving them behind. (Only then: the
+      // first timer costs a Deno process ~4 MiB of lazily loaded code.)
+      if (session.busy) await settleWithin(session.idle(), EOF_GRACE_MS);
       session.flush();
       await session.drained();
       session.close();

@@ -42,7 +42,9 @@ export function parseStateFile(text: string): bigint | undefined {
 
 /** Writes a file atomically (temp file + rename), as g_file_set_contents does. */
 function writeAtomic(path: string, data: string): void {
-  const tmp = `${path}.${crypto.randomUUID().slice(0, 6)}`;
+  // A unique name like g_file_set_contents' mkstemp; Math.random spares the process the cost
+  // of initialising WebCrypto.
+  const tmp = `${path}.${Math.random().toString(36).slice(2, 8)}`;
   try {
     Deno.writeTextFileSync(tmp, data, { mode: 0o644 });
     Deno.renameSync(tmp, path);

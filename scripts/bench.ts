@@ -31,6 +31,8 @@
  * @module
  */
 
+import { AGENT_RUN_FLAGS } from "./agent_flags.ts";
+
 /** Which agent implementation. */
 export type Impl = "denoga" | "qemu-ga";
 
@@ -442,10 +444,7 @@ class AgentProc {
     const argv = impl === "qemu-ga" ? [QEMU_GA, ...agentArgs] : bin ? [bin, ...agentArgs] : [
       Deno.execPath(),
       "run",
-      "-A",
-      "--no-prompt",
-      "--config",
-      `${ROOT}/deno.json`,
+      ...AGENT_RUN_FLAGS,
       `${ROOT}/main.ts`,
       ...agentArgs,
     ];

@@ -93,6 +93,7 @@ export class Session {
   #writing = false;
   #closed = false;
   #idleWaiters: (() => void)[] = [];
+  #drainWaiters: (() => void)[] = [];
 
   constructor(writer: ReplyWriter) {
     this.#writer = writer;
@@ -232,6 +233,7 @@ export class Session {
       this.close();
     } finally {
       this.#writing = false;
+      this.#notifyDrained();
     }
   }
 
@@ -249,6 +251,12 @@ export class Session {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const w of waiters) w();
+    this.#notifyDrained();
+  }
+
+  /** True while a request is queued or running. */
+  get busy(): boolean {
+    return this.#running !== undefined || this.#jobs.length > 0;
   }
 
   /** Resolves when no job is queued or running (tests, orderly shutdown). */
@@ -257,11 +265,16 @@ export class Session {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Resolves when everything emitted so far has been written. */
-  async drained(): Promise<void> {
-    while ((this.#writing || this.#outBytes > 0) && !this.#closed) {
-      await new Promise((r) => setTimeout(r, 1));
-    }
+  /** Resolves when everything emitted so far has been written (or the peer is gone). */
+  drained(): Promise<void> {
+    if ((!this.#writing && this.#outBytes === 0) || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #notifyDrained(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w();
   }
 }
 

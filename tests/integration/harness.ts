@@ -12,6 +12,7 @@
  * @module
  */
 
+import { AGENT_RUN_FLAGS } from "../../scripts/agent_flags.ts";
 import { hasLoopSupport, type LoopFsType, requireReal, withLoopFs } from "../fixtures/loopfs.ts";
 
 /** Which agent implementation to run. */
@@ -327,10 +328,7 @@ export function agentCommand(impl: Impl, agentArgs: readonly string[]): string[]
   return [
     Deno.execPath(),
     "run",
-    "-A",
-    "--no-prompt",
-    "--config",
-    `${REPO_ROOT}/deno.json`,
+    ...AGENT_RUN_FLAGS,
     `${REPO_ROOT}/main.ts`,
     ...agentArgs,
   ];
