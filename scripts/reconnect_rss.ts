@@ -1,0 +1,98 @@
+/**
+ * `deno run -A scripts/reconnect_rss.ts [--count=10000] [--impl=denoga|qemu-ga]`: connects to a
+ * fresh agent on a unix socket `count` times, each time sending half a request and hanging up,
+ * and prints the agent's RSS every 10 % of the way; at the end a host resync (0xFF +
+ * guest-sync-delimited) must still be answered. The RSS must stay flat (issue #3, "RSS after
+ * 10 000 host reconnects with half-sent requests"). A measurement, not a test: it asserts only
+ * that the agent survives and resyncs.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { AGENT_RUN_FLAGS } from "./agent_flags.ts";
+
+const { values } = parseArgs({
+  options: {
+    count: { type: "string", default: "10000" },
+    impl: { type: "string", default: "denoga" },
+  },
+});
+const count = Number(values.count);
+const impl = values.impl === "qemu-ga" ? "qemu-ga" : "denoga";
+const root = new URL("..", import.meta.url).pathname;
+const enc = new TextEncoder();
+
+/** Connects, waiting while the listen backlog is full (connect then fails with WouldBlock). */
+async function connectRetrying(path: string): Promise<Deno.UnixConn> {
+  for (;;) {
+    try {
+      return await Deno.connect({ transport: "unix", path });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.WouldBlock)) throw e;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) : NaN;
+}
+
+const dir = await Deno.makeTempDir({ prefix: "denoga-reconnect-" });
+await Deno.mkdir(`${dir}/state`);
+const sock = `${dir}/qga.sock`;
+const agentArgs = ["-m", "unix-listen", "-p", sock, "-t", `${dir}/state`];
+const argv = impl === "qemu-ga"
+  ? ["/usr/sbin/qemu-ga", ...agentArgs]
+  : [Deno.execPath(), "run", ...AGENT_RUN_FLAGS, `${root}main.ts`, ...agentArgs];
+const child = new Deno.Command(argv[0], {
+  args: argv.slice(1),
+  stdin: "null",
+  stdout: "null",
+  stderr: "null",
+}).spawn();
+try {
+  let conn: Deno.UnixConn | undefined;
+  for (let i = 0; i < 200 && !conn; i++) {
+    try {
+      conn = await Deno.connect({ transport: "unix", path: sock });
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  if (!conn) throw new Error("agent did not start");
+  conn.close();
+  const samples: string[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i <= count; i++) {
+    if (i % Math.max(1, Math.floor(count / 10)) === 0) {
+      samples.push(
+        `${String(i).padStart(6)} reconnects: ${(rssKiB(child.pid) / 1024).toFixed(1)} MiB`,
+      );
+    }
+    if (i === count) break;
+    const c = await connectRetrying(sock);
+    await c.write(enc.encode('{"execute":"guest-pi'));
+    c.close();
+  }
+  const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+  // The host's resync recipe must still work after all that.
+  const c = await connectRetrying(sock);
+  await c.write(enc.encode('\xff{"execute":"guest-sync-delimited","arguments":{"id":777}}'));
+  const buf = new Uint8Array(1 << 16);
+  let got = "";
+  while (!got.includes('\xff{"return": 777}')) {
+    const n = await c.read(buf);
+    if (n === null) throw new Error(`agent closed the connection; got ${JSON.stringify(got)}`);
+    got += new TextDecoder("latin1").decode(buf.subarray(0, n));
+  }
+  c.close();
+  console.log(samples.join("\n"));
+  console.log(`${impl}: ${count} reconnects in ${seconds} s; resync after them answered`);
+} finally {
+  child.kill("SIGTERM");
+  await child.status;
+  await Deno.remove(dir, { recursive: true });
+}
