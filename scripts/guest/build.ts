@@ -1,0 +1,757 @@
+/**
+ * Builds a bootable test guest: Debian's stock kernel plus a busybox initramfs that runs a guest
+ * agent (`qemu-ga` or denoga) on the virtio-serial port `org.qemu.guest_agent.0`
+ * (vm-and-libvirt-testing.md, "A real guest").
+ *
+ * ```
+ * deno run -A scripts/guest/build.ts --agent=qemu-ga|denoga --out DIR [--cache DIR] [--force]
+ * ```
+ *
+ * Writes `DIR/vmlinuz`, `DIR/initrd.img` (newc cpio, zstd when `zstd` is installed, else gzip) and
+ * `DIR/manifest.json`. When the manifest's input hash (this script, the kernel package, busybox,
+ * the agent binary and its libraries, for denoga also deno and every file of `main.ts`, `lib/`,
+ * `ffi/`) matches, nothing is rebuilt.
+ *
+ * Needs (CI installs them with apt-get): `busybox-static` (or `busybox`), `qemu-guest-agent` for
+ * the qemu-ga image, `apt-get`/`dpkg` to fetch the kernel (`apt-get download` of the package
+ * `linux-image-amd64` depends on, unpacked with `dpkg -x` into the cache dir, never installed),
+ * `ldd`. Building the denoga image pre-warms a `DENO_DIR` inside the image with `chroot`, so it
+ * wants root (without root the guest transpiles on first start, into RAM).
+ *
+ * The guest's `/init` loads the virtio and ext4 modules by path (the package has no modules.dep),
+ * mounts proc, sysfs, devtmpfs and tmpfs on /run and /tmp, creates the
+ * `/dev/virtio-ports/<name>` links (there is no udev), mounts `/dev/vda` (ext4) on `/mnt/disk`,
+ * starts a writer appending `/proc/uptime` to `/mnt/disk/ticks` with `sync` about every 100 ms,
+ * then runs the agent with its state dir on /run. `/sbin/poweroff` and `/sbin/shutdown` power
+ * the machine off (busybox `poweroff -f`). Lines it prints start with `GUEST-INIT:`.
+ *
+ * @module
+ */
+
+import { AGENT_RUN_FLAGS } from "../agent_flags.ts";
+import { type CpioEntry, writeCpio } from "./cpio.ts";
+
+/** Which agent the image runs. */
+export type GuestAgent = "qemu-ga" | "denoga";
+
+/** Options of {@link buildGuestImage}. */
+export interface GuestBuildOptions {
+  agent: GuestAgent;
+  /** Directory receiving vmlinuz, initrd.img and manifest.json. */
+  out: string;
+  /** Kernel download cache (default: {@link defaultCacheDir}). */
+  cacheDir?: string;
+  /** Rebuild even when the manifest matches. */
+  force?: boolean;
+  /** Progress messages (default: none). */
+  log?: (msg: string) => void;
+}
+
+/** What {@link buildGuestImage} produced; also stored as `manifest.json`. */
+export interface GuestImage {
+  agent: GuestAgent;
+  /** Hash of every input; the image is reused while it is unchanged. */
+  inputHash: string;
+  kernel: string;
+  initrd: string;
+  kernelRelease: string;
+  kernelPackage: string;
+  compression: "zstd" | "gzip";
+  initrdBytes: number;
+  cpioBytes: number;
+  /** Seconds the build took (0 when reused). */
+  buildSeconds: number;
+  /** True when an existing build was reused. */
+  cached: boolean;
+  /** True when the image holds a pre-warmed DENO_DIR (denoga only). */
+  denoDirPrewarmed: boolean;
+  /** Agent command line run by the guest's init. */
+  agentCommand: string[];
+}
+
+/** Virtio port the agent listens on. */
+export const PORT_NAME = "org.qemu.guest_agent.0";
+/** Mount point of the guest's virtio disk. */
+export const DISK_MOUNT = "/mnt/disk";
+/** File the guest's writer appends `/proc/uptime` seconds to. */
+export const TICKS_FILE = `${DISK_MOUNT}/ticks`;
+/** Modules in insmod order (their `depends=` are checked at build time). */
+export const MODULES = [
+  "virtio_ring",
+  "virtio_pci_modern_dev",
+  "virtio_pci_legacy_dev",
+  "virtio",
+  "virtio_pci",
+  "virtio_console",
+  "virtio_blk",
+  "crc32c_generic",
+  "jbd2",
+  "mbcache",
+  "crc16",
+  "ext4",
+] as const;
+
+const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
+const SELF_FILES = ["scripts/guest/build.ts", "scripts/guest/cpio.ts", "scripts/agent_flags.ts"];
+const QEMU_GA = "/usr/sbin/qemu-ga";
+const GUEST_DENO = "/usr/local/bin/deno";
+const GUEST_SRC = "/opt/denoga";
+const GUEST_DENO_DIR = "/opt/deno-dir";
+const PATH_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+/** `$DENOGA_GUEST_CACHE`, else `$XDG_CACHE_HOME/denoga-guest`, else `~/.cache/denoga-guest`. */
+export function defaultCacheDir(): string {
+  const explicit = Deno.env.get("DENOGA_GUEST_CACHE");
+  if (explicit) return explicit;
+  const xdg = Deno.env.get("XDG_CACHE_HOME");
+  if (xdg) return `${xdg}/denoga-guest`;
+  return `${Deno.env.get("HOME") ?? "/root"}/.cache/denoga-guest`;
+}
+
+/** Absolute path of executable `name` in PATH or the sbin dirs, or undefined. */
+export function which(name: string): string | undefined {
+  const env = (Deno.env.get("PATH") ?? "").split(":").filter((d) => d !== "");
+  for (const dir of [...env, ...PATH_DIRS]) {
+    try {
+      const st = Deno.statSync(`${dir}/${name}`);
+      if (st.isFile && st.mode !== null && (st.mode & 0o111) !== 0) return `${dir}/${name}`;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean } = {},
+): Promise<string> {
+  const out = await new Deno.Command(which(cmd) ?? cmd, {
+    args,
+    cwd: opts.cwd,
+    env: opts.env,
+    clearEnv: opts.clearEnv,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed (${out.code}): ${dec.decode(out.stderr)}`);
+  }
+  return dec.decode(out.stdout);
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The busybox binary to put in the image (busybox-static's or busybox's). */
+function busyboxPath(): string | undefined {
+  for (const p of ["/bin/busybox", "/usr/bin/busybox"]) if (exists(p)) return p;
+  return which("busybox");
+}
+
+/**
+ * Why an image for `agent` cannot be built here, or undefined. Checks the tools only; the kernel
+ * download itself can still fail (no archive reachable and nothing cached).
+ */
+export function missingBuildPrerequisite(
+  agent: GuestAgent,
+  cacheDir = defaultCacheDir(),
+): string | undefined {
+  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") return "not x86-64 Linux";
+  if (busyboxPath() === undefined) return "busybox not found (apt-get install busybox-static)";
+  if (which("ldd") === undefined) return "ldd not found";
+  if (agent === "qemu-ga" && !exists(QEMU_GA)) {
+    return `${QEMU_GA} not found (apt-get install qemu-guest-agent)`;
+  }
+  if (cachedKernelDirs(cacheDir).length === 0) {
+    for (const tool of ["apt-cache", "apt-get", "dpkg"]) {
+      if (which(tool) === undefined) return `${tool} not found and no kernel cached in ${cacheDir}`;
+    }
+    const out = new Deno.Command(which("apt-cache")!, {
+      args: ["depends", "linux-image-amd64"],
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    if (!out.success || !/Depends:\s+linux-image-\d/.test(dec.decode(out.stdout))) {
+      return `apt knows no linux-image-amd64 (run apt-get update) and no kernel is cached in ${cacheDir}`;
+    }
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- kernel
+
+interface Kernel {
+  pkg: string;
+  release: string;
+  vmlinuz: string;
+  modules: Map<string, string>;
+}
+
+function cachedKernelDirs(cacheDir: string): string[] {
+  const base = `${cacheDir}/kernel`;
+  const dirs: string[] = [];
+  try {
+    for (const e of Deno.readDirSync(base)) {
+      if (e.isDirectory && exists(`${base}/${e.name}/kernel.json`)) dirs.push(`${base}/${e.name}`);
+    }
+  } catch {
+    // no cache yet
+  }
+  return dirs.sort();
+}
+
+/** The package `linux-image-amd64` depends on (e.g. `linux-image-6.1.0-56-amd64`). */
+async function kernelPackageName(): Promise<string | undefined> {
+  try {
+    const out = await run("apt-cache", ["depends", "linux-image-amd64"]);
+    return out.match(/Depends:\s+(linux-image-\d\S*-amd64)\b/)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads the NUL-separated `key=value` strings of a module's `.modinfo` section. */
+function modinfo(ko: Uint8Array, key: string): string | undefined {
+  const needle = enc.encode(`${key}=`);
+  outer: for (let i = 0; i + needle.length < ko.length; i++) {
+    if (ko[i] !== needle[0] || (i > 0 && ko[i - 1] !== 0)) continue;
+    for (let j = 1; j < needle.length; j++) if (ko[i + j] !== needle[j]) continue outer;
+    const end = ko.indexOf(0, i);
+    return dec.decode(ko.subarray(i + needle.length, end));
+  }
+  return undefined;
+}
+
+async function fetchKernel(cacheDir: string, log: (m: string) => void): Promise<Kernel> {
+  const pkg = await kernelPackageName();
+  let dir: string | undefined;
+  if (pkg !== undefined) {
+    dir = `${cacheDir}/kernel/${pkg}`;
+    if (!exists(`${dir}/kernel.json`)) {
+      if (exists(dir)) await Deno.remove(dir, { recursive: true });
+      const tmp = `${dir}.tmp-${Deno.pid}`;
+      await Deno.mkdir(tmp, { recursive: true });
+      try {
+        log(`apt-get download ${pkg}`);
+        await run("apt-get", ["download", pkg], { cwd: tmp });
+        const deb = [...Deno.readDirSync(tmp)].find((e) => e.name.endsWith(".deb"));
+        if (!deb) throw new Error(`apt-get download ${pkg} left no .deb`);
+        await run("dpkg", ["-x", `${tmp}/${deb.name}`, `${tmp}/x`]);
+        const vmlinuz = [...Deno.readDirSync(`${tmp}/x/boot`)].find((e) =>
+          e.name.startsWith("vmlinuz-")
+        );
+        if (!vmlinuz) throw new Error(`${pkg} has no /boot/vmlinuz-*`);
+        const release = vmlinuz.name.slice("vmlinuz-".length);
+        // Keep only what the image uses: the kernel and the listed modules.
+        await Deno.mkdir(`${dir}.keep-${Deno.pid}/modules`, { recursive: true });
+        const keep = `${dir}.keep-${Deno.pid}`;
+        await Deno.rename(`${tmp}/x/boot/${vmlinuz.name}`, `${keep}/vmlinuz`);
+        const found = await findModules(`${tmp}/x/lib/modules/${release}`);
+        const modules: Record<string, string> = {};
+        for (const [name, path] of found) {
+          await Deno.rename(path, `${keep}/modules/${name}.ko`);
+          modules[name] = `modules/${name}.ko`;
+        }
+        await Deno.writeTextFile(
+          `${keep}/kernel.json`,
+          JSON.stringify({ pkg, release, deb: deb.name, modules }, null, 2) + "\n",
+        );
+        await Deno.rename(keep, dir);
+      } finally {
+        await Deno.remove(tmp, { recursive: true }).catch(() => {});
+        await Deno.remove(`${dir}.keep-${Deno.pid}`, { recursive: true }).catch(() => {});
+      }
+    }
+  } else {
+    // No apt metadata: fall back to the newest kernel already cached.
+    dir = cachedKernelDirs(cacheDir).at(-1);
+    if (dir === undefined) {
+      throw new Error("cannot resolve linux-image-amd64 (apt-cache) and no kernel is cached");
+    }
+  }
+  const meta = JSON.parse(await Deno.readTextFile(`${dir}/kernel.json`)) as {
+    pkg: string;
+    release: string;
+    modules: Record<string, string>;
+  };
+  const modules = new Map<string, string>();
+  for (const [name, rel] of Object.entries(meta.modules)) modules.set(name, `${dir}/${rel}`);
+  return { pkg: meta.pkg, release: meta.release, vmlinuz: `${dir}/vmlinuz`, modules };
+}
+
+/** Finds every module of {@link MODULES} under `modDir`, plus the modules they depend on. */
+async function findModules(modDir: string): Promise<Map<string, string>> {
+  const all = new Map<string, string>();
+  const walk = async (d: string): Promise<void> => {
+    for await (const e of Deno.readDir(d)) {
+      if (e.isDirectory) await walk(`${d}/${e.name}`);
+      else if (e.name.endsWith(".ko")) {
+        all.set(e.name.slice(0, -3).replaceAll("-", "_"), `${d}/${e.name}`);
+      }
+    }
+  };
+  await walk(modDir);
+  const found = new Map<string, string>();
+  for (const name of MODULES) {
+    const path = all.get(name);
+    if (path === undefined) throw new Error(`module ${name}.ko not found under ${modDir}`);
+    found.set(name, path);
+  }
+  return found;
+}
+
+/** Throws unless every module's `depends=` names a module loaded before it. */
+async function checkModuleOrder(kernel: Kernel): Promise<void> {
+  const loaded = new Set<string>();
+  for (const name of MODULES) {
+    const path = kernel.modules.get(name);
+    if (path === undefined) throw new Error(`cached kernel lacks module ${name}`);
+    const deps = modinfo(await Deno.readFile(path), "depends") ?? "";
+    for (const dep of deps.split(",").filter((d) => d !== "")) {
+      if (!loaded.has(dep.replaceAll("-", "_"))) {
+        throw new Error(`module ${name} depends on ${dep}, which is not loaded before it`);
+      }
+    }
+    loaded.add(name);
+  }
+}
+
+// ---------------------------------------------------------------- tree
+
+/** Shared libraries `ldd` lists for `binary` (absolute paths, including the loader). */
+async function lddLibraries(binary: string): Promise<string[]> {
+  let out: string;
+  try {
+    out = await run("ldd", [binary]);
+  } catch (e) {
+    // "not a dynamic executable" (static busybox) exits 1
+    if (String(e).includes("not a dynamic executable")) return [];
+    throw e;
+  }
+  const libs: string[] = [];
+  for (const line of out.split("\n")) {
+    const m = line.match(/=>\s+(\/\S+)\s+\(/) ?? line.match(/^\s+(\/\S+)\s+\(/);
+    if (m) libs.push(m[1]);
+  }
+  return libs;
+}
+
+/** Copies `src` (following symlinks) to `tree/dst`, creating parent dirs. */
+async function install(tree: string, src: string, dst = src, mode?: number): Promise<void> {
+  const target = `${tree}${dst}`;
+  await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true });
+  await Deno.copyFile(src, target);
+  if (mode !== undefined) await Deno.chmod(target, mode);
+}
+
+async function writeFile(tree: string, path: string, text: string, mode: number): Promise<void> {
+  const target = `${tree}${path}`;
+  await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true });
+  await Deno.writeTextFile(target, text);
+  await Deno.chmod(target, mode);
+}
+
+/** Files (relative paths, sorted) of the agent's source that go into a denoga image. */
+async function denogaSources(): Promise<string[]> {
+  const files: string[] = ["main.ts"];
+  const walk = async (rel: string): Promise<void> => {
+    for await (const e of Deno.readDir(`${ROOT}/${rel}`)) {
+      if (e.isDirectory) await walk(`${rel}/${e.name}`);
+      else if (e.isFile) files.push(`${rel}/${e.name}`);
+    }
+  };
+  await walk("lib");
+  await walk("ffi");
+  return files.sort();
+}
+
+function shellQuote(s: string): string {
+  return /^[\w./=:+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The agent's argv inside the guest. */
+export function agentCommand(agent: GuestAgent): string[] {
+  const port = `/dev/virtio-ports/${PORT_NAME}`;
+  if (agent === "qemu-ga") {
+    return [QEMU_GA, "-m", "virtio-serial", "-p", port, "-t", "/run/qga-state"];
+  }
+  return [
+    GUEST_DENO,
+    "run",
+    ...AGENT_RUN_FLAGS,
+    `${GUEST_SRC}/main.ts`,
+    "-m",
+    "virtio-serial",
+    "-p",
+    port,
+    "-t",
+    "/run/denoga-state",
+  ];
+}
+
+function initScript(agent: GuestAgent): string {
+  const cmd = agentCommand(agent).map(shellQuote).join(" ");
+  const statedir = agent === "qemu-ga" ? "/run/qga-state" : "/run/denoga-state";
+  return `#!/bin/sh
+# Generated by scripts/guest/build.ts (${agent}).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+/bin/busybox --install -s 2>/dev/null
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o mode=0755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+up() { read u _ < /proc/uptime; echo "$u"; }
+say() { echo "GUEST-INIT: $* (uptime $(up))"; }
+say "early userspace"
+for m in ${MODULES.join(" ")}; do
+  insmod /lib/modules/$m.ko || say "insmod $m failed"
+done
+i=0
+while [ $i -lt 100 ]; do
+  [ -e /dev/vda ] && ls /sys/class/virtio-ports/*/name >/dev/null 2>&1 && break
+  i=$((i + 1)); sleep 0.05
+done
+mkdir -p /dev/virtio-ports
+for p in /sys/class/virtio-ports/*; do
+  [ -f "$p/name" ] && ln -sf "../\${p##*/}" "/dev/virtio-ports/$(cat "$p/name")"
+done
+say "virtio ports: $(ls /dev/virtio-ports | tr '\\n' ' ')"
+mkdir -p ${DISK_MOUNT}
+if mount -t ext4 /dev/vda ${DISK_MOUNT}; then
+  say "/dev/vda mounted on ${DISK_MOUNT}"
+  # Proof for the freeze test: a write blocks while ${DISK_MOUNT} is frozen.
+  ( while :; do read u _ < /proc/uptime; echo "$u" >> ${TICKS_FILE}; sync; sleep 0.1; done ) &
+else
+  say "cannot mount /dev/vda"
+fi
+mkdir -p ${statedir}
+${
+    agent === "denoga"
+      ? `export DENO_DIR=${GUEST_DENO_DIR} DENO_NO_UPDATE_CHECK=1 NO_COLOR=1\n`
+      : ""
+  }say "starting agent: ${cmd.replaceAll('"', '\\"')}"
+${cmd}
+say "agent exited with status $?; powering off"
+sync
+/bin/busybox poweroff -f
+`;
+}
+
+const POWEROFF = `#!/bin/sh
+# qemu-ga 7.2 runs /sbin/shutdown -h -P +0 "..."; newer agents run /sbin/poweroff.
+read u _ < /proc/uptime
+echo "GUEST-INIT: $0 $* -> poweroff (uptime $u)"
+sync
+exec /bin/busybox poweroff -f
+`;
+
+/** Fills `tree` with everything the image holds. Returns whether DENO_DIR was pre-warmed. */
+async function populate(
+  tree: string,
+  agent: GuestAgent,
+  kernel: Kernel,
+  log: (m: string) => void,
+): Promise<boolean> {
+  for (
+    const d of [
+      "bin",
+      "sbin",
+      "usr/bin",
+      "usr/sbin",
+      "proc",
+      "sys",
+      "dev",
+      "run",
+      "tmp",
+      "root",
+      "etc",
+      "mnt/disk",
+      "lib/modules",
+    ]
+  ) {
+    await Deno.mkdir(`${tree}/${d}`, { recursive: true });
+  }
+  const busybox = busyboxPath()!;
+  await install(tree, busybox, "/bin/busybox", 0o755);
+  await Deno.symlink("busybox", `${tree}/bin/sh`);
+  const binaries = [busybox];
+  for (const name of MODULES) {
+    await install(tree, kernel.modules.get(name)!, `/lib/modules/${name}.ko`);
+  }
+  await writeFile(tree, "/init", initScript(agent), 0o755);
+  await writeFile(tree, "/sbin/poweroff", POWEROFF, 0o755);
+  await writeFile(tree, "/sbin/shutdown", POWEROFF, 0o755);
+  await writeFile(tree, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644);
+  await writeFile(tree, "/etc/group", "root:x:0:\n", 0o644);
+  await writeFile(tree, "/etc/hostname", `${agent}-guest\n`, 0o644);
+  if (exists("/etc/os-release")) await install(tree, "/etc/os-release", "/etc/os-release", 0o644);
+  let prewarmed = false;
+  if (agent === "qemu-ga") {
+    await install(tree, QEMU_GA, QEMU_GA, 0o755);
+    binaries.push(QEMU_GA);
+  } else {
+    await install(tree, Deno.execPath(), GUEST_DENO, 0o755);
+    binaries.push(Deno.execPath());
+    for (const rel of await denogaSources()) {
+      await install(tree, `${ROOT}/${rel}`, `${GUEST_SRC}/${rel}`, 0o644);
+    }
+  }
+  for (const bin of binaries) {
+    for (const lib of await lddLibraries(bin)) {
+      if (!exists(`${tree}${lib}`)) await install(tree, lib, lib, 0o755);
+    }
+  }
+  if (agent === "denoga") prewarmed = await prewarmDenoDir(tree, log);
+  return prewarmed;
+}
+
+/**
+ * Fills the image's DENO_DIR by running the guest's own deno in a chroot of the tree, so the
+ * cached paths are the guest's: `deno cache` of the entry point and the syscall worker (only
+ * referenced by URL), then `main.ts -V` to store V8's code cache. Needs root.
+ */
+async function prewarmDenoDir(tree: string, log: (m: string) => void): Promise<boolean> {
+  if (Deno.uid() !== 0 || which("chroot") === undefined) {
+    log("not root: DENO_DIR not pre-warmed (the guest transpiles into RAM on first start)");
+    return false;
+  }
+  const env = {
+    DENO_DIR: GUEST_DENO_DIR,
+    HOME: "/root",
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    DENO_NO_UPDATE_CHECK: "1",
+    NO_COLOR: "1",
+  };
+  await run("chroot", [
+    tree,
+    GUEST_DENO,
+    "cache",
+    "--no-config",
+    `${GUEST_SRC}/main.ts`,
+    `${GUEST_SRC}/ffi/syscall_worker.ts`,
+  ], { env, clearEnv: true });
+  const version = await run(
+    "chroot",
+    [tree, GUEST_DENO, "run", ...AGENT_RUN_FLAGS, `${GUEST_SRC}/main.ts`, "-V"],
+    { env, clearEnv: true },
+  );
+  log(`DENO_DIR pre-warmed (${version.trim().split("\n")[0]})`);
+  return true;
+}
+
+async function* treeEntries(tree: string, rel = ""): AsyncGenerator<CpioEntry> {
+  const names = [...Deno.readDirSync(`${tree}${rel}`)].map((e) => e.name).sort();
+  for (const name of names) {
+    const path = `${rel}/${name}`;
+    const st = Deno.lstatSync(`${tree}${path}`);
+    const mode = (st.mode ?? 0o644) & 0o7777;
+    if (st.isSymlink) {
+      yield { kind: "symlink", path: path.slice(1), target: Deno.readLinkSync(`${tree}${path}`) };
+    } else if (st.isDirectory) {
+      yield { kind: "dir", path: path.slice(1), mode };
+      yield* treeEntries(tree, path);
+    } else if (st.isFile) {
+      yield {
+        kind: "file",
+        path: path.slice(1),
+        mode,
+        data: await Deno.readFile(`${tree}${path}`),
+      };
+    }
+  }
+}
+
+/** Writes `tree` as a compressed newc cpio to `dest`. */
+async function packInitramfs(
+  tree: string,
+  dest: string,
+): Promise<{ compression: "zstd" | "gzip"; cpioBytes: number }> {
+  // The kernel opens /dev/console before running /init, so the node must be in the archive.
+  const consoleNode: CpioEntry = {
+    kind: "chardev",
+    path: "dev/console",
+    mode: 0o600,
+    major: 5,
+    minor: 1,
+  };
+  async function* entries(): AsyncGenerator<CpioEntry> {
+    for await (const e of treeEntries(tree)) {
+      yield e;
+      if (e.kind === "dir" && e.path === "dev") yield consoleNode;
+    }
+  }
+  const zstd = which("zstd");
+  if (zstd !== undefined) {
+    const child = new Deno.Command(zstd, {
+      args: ["-q", "-f", "-T0", "-6", "-o", dest],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    const cpioBytes = await writeCpio(entries(), (c) => writer.write(c));
+    await writer.close();
+    const out = await child.output();
+    if (!out.success) throw new Error(`zstd failed: ${dec.decode(out.stderr)}`);
+    return { compression: "zstd", cpioBytes };
+  }
+  const file = await Deno.open(dest, { write: true, create: true, truncate: true });
+  const gzip = new CompressionStream("gzip");
+  const piping = gzip.readable.pipeTo(file.writable);
+  const writer = gzip.writable.getWriter();
+  const cpioBytes = await writeCpio(entries(), (c) => writer.write(c));
+  await writer.close();
+  await piping;
+  return { compression: "gzip", cpioBytes };
+}
+
+// ---------------------------------------------------------------- hashing and the build
+
+async function fileStamp(path: string): Promise<string> {
+  const st = await Deno.stat(path);
+  return `${path} ${st.size} ${st.mtime?.getTime() ?? 0}`;
+}
+
+async function inputHash(agent: GuestAgent, kernel: Kernel): Promise<string> {
+  const parts: (string | Uint8Array)[] = [
+    `agent ${agent}`,
+    `kernel ${kernel.pkg} ${kernel.release}`,
+  ];
+  for (const rel of SELF_FILES) parts.push(rel, await Deno.readFile(`${ROOT}/${rel}`));
+  const busybox = busyboxPath()!;
+  const binaries = [busybox, agent === "qemu-ga" ? QEMU_GA : Deno.execPath()];
+  for (const bin of binaries) {
+    parts.push(await fileStamp(bin));
+    for (const lib of await lddLibraries(bin)) parts.push(await fileStamp(lib));
+  }
+  if (agent === "denoga") {
+    parts.push(`deno ${Deno.version.deno}`);
+    for (const rel of await denogaSources()) parts.push(rel, await Deno.readFile(`${ROOT}/${rel}`));
+  }
+  const chunks = parts.map((p) => typeof p === "string" ? enc.encode(`${p}\n`) : p);
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length + 8, 0));
+  let off = 0;
+  for (const c of chunks) {
+    new DataView(all.buffer).setBigUint64(off, BigInt(c.length));
+    all.set(c, off + 8);
+    off += c.length + 8;
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 24);
+}
+
+/**
+ * Builds (or reuses) the guest image for `opts.agent` in `opts.out`.
+ *
+ * @example
+ * ```ts
+ * const image = await buildGuestImage({ agent: "qemu-ga", out: "/tmp/guest-qemu-ga" });
+ * console.log(image.kernel, image.initrd);
+ * ```
+ */
+export async function buildGuestImage(opts: GuestBuildOptions): Promise<GuestImage> {
+  const log = opts.log ?? (() => {});
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const missing = missingBuildPrerequisite(opts.agent, cacheDir);
+  if (missing !== undefined) throw new Error(`cannot build the ${opts.agent} guest: ${missing}`);
+  const started = performance.now();
+  const kernel = await fetchKernel(cacheDir, log);
+  await checkModuleOrder(kernel);
+  const hash = await inputHash(opts.agent, kernel);
+  const out = opts.out.replace(/\/$/, "");
+  const manifestPath = `${out}/manifest.json`;
+  if (!opts.force && exists(manifestPath)) {
+    try {
+      const old = JSON.parse(await Deno.readTextFile(manifestPath)) as GuestImage;
+      if (old.inputHash === hash && exists(old.kernel) && exists(old.initrd)) {
+        log(`reusing ${out} (inputs unchanged, ${hash})`);
+        return { ...old, cached: true, buildSeconds: 0 };
+      }
+    } catch {
+      // rebuild
+    }
+  }
+  await Deno.mkdir(out, { recursive: true });
+  const tree = await Deno.makeTempDir({ dir: out, prefix: ".tree-" });
+  const tmpInitrd = `${out}/.initrd-${Deno.pid}.img`;
+  try {
+    log(`building the ${opts.agent} initramfs (kernel ${kernel.release})`);
+    const prewarmed = await populate(tree, opts.agent, kernel, log);
+    const { compression, cpioBytes } = await packInitramfs(tree, tmpInitrd);
+    const initrd = `${out}/initrd.img`;
+    const vmlinuz = `${out}/vmlinuz`;
+    await Deno.rename(tmpInitrd, initrd);
+    await Deno.copyFile(kernel.vmlinuz, vmlinuz);
+    const image: GuestImage = {
+      agent: opts.agent,
+      inputHash: hash,
+      kernel: vmlinuz,
+      initrd,
+      kernelRelease: kernel.release,
+      kernelPackage: kernel.pkg,
+      compression,
+      initrdBytes: (await Deno.stat(initrd)).size,
+      cpioBytes,
+      buildSeconds: Math.round((performance.now() - started) / 10) / 100,
+      cached: false,
+      denoDirPrewarmed: prewarmed,
+      agentCommand: agentCommand(opts.agent),
+    };
+    await Deno.writeTextFile(manifestPath, JSON.stringify(image, null, 2) + "\n");
+    return image;
+  } finally {
+    await Deno.remove(tree, { recursive: true }).catch(() => {});
+    await Deno.remove(tmpInitrd).catch(() => {});
+  }
+}
+
+function parseArgs(args: string[]): GuestBuildOptions | string {
+  let agent: string | undefined;
+  let out: string | undefined;
+  let cacheDir: string | undefined;
+  let force = false;
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].includes("=")
+      ? args[i].split(/=(.*)/s, 2)
+      : [args[i], undefined];
+    const value = (): string | undefined => inline ?? args[++i];
+    if (flag === "--agent") agent = value();
+    else if (flag === "--out") out = value();
+    else if (flag === "--cache") cacheDir = value();
+    else if (flag === "--force") force = true;
+    else return `unknown argument ${args[i]}`;
+  }
+  if (agent !== "qemu-ga" && agent !== "denoga") return "--agent=qemu-ga|denoga is required";
+  if (!out) return "--out DIR is required";
+  return { agent, out, cacheDir, force, log: (m) => console.error(`guest/build: ${m}`) };
+}
+
+if (import.meta.main) {
+  const opts = parseArgs(Deno.args);
+  if (typeof opts === "string") {
+    console.error(
+      `${opts}\nusage: build.ts --agent=qemu-ga|denoga --out DIR [--cache DIR] [--force]`,
+    );
+    Deno.exit(2);
+  }
+  try {
+    const image = await buildGuestImage(opts);
+    console.log(JSON.stringify(image, null, 2));
+  } catch (e) {
+    console.error(`guest/build: ${e instanceof Error ? e.message : String(e)}`);
+    Deno.exit(1);
+  }
+}
