@@ -1,0 +1,347 @@
+/**
+ * Nonblocking file-descriptor I/O for the channels (issue #3): the extra system calls they need
+ * (ppoll, eventfd, sockets, fcntl) through the raw-syscall trampoline of `ffi/rawsyscall.ts`,
+ * and {@link FdStream}, the read/write/poll machinery shared by virtio-serial, isa-serial and
+ * the FFI socket listeners.
+ *
+ * Why not `Deno.open`/`FsFile` (clients-and-peers.md §4.4): async ops on one FsFile pass through a
+ * per-resource queue, so a reply write waits behind the pending read; `writeSync` runs on the
+ * main thread and freezes the event loop while the virtio host is disconnected; closing during a
+ * pending read leaks the dup'd fd (and the port answers EBUSY to a reopen). Here instead:
+ *
+ * - the fd is opened with O_NONBLOCK, so read(2) and write(2) never sleep: they run
+ *   *synchronously* on the main thread through the trampoline (~2 µs, no thread hand-off) and
+ *   answer EAGAIN when they would block;
+ * - only the *waiting* leaves the event loop: `ppoll` on a runtime blocking-pool thread
+ *   (`syscall6`), for POLLIN (reader) or POLLOUT (writer) independently, so a write never waits
+ *   behind a pending read. A stream holds at most two pool threads (one waiting reader, one
+ *   waiting writer) of the 32; far below `ffi/blocking.ts`'s cap of 16 for its own calls;
+ * - every wait also polls a private eventfd, so {@link FdStream.close} wakes pending waits at
+ *   once and closes the fd only after the last one returned (no fd leak, no EBUSY on reopen);
+ * - back-off sleeps (virtio with no host attached, §6: 100 ms like qemu-ga) are a `ppoll` on that
+ *   eventfd with a timeout, on the pool: no `setTimeout` (the first timer costs ~4 MiB RSS) and
+ *   ~0 CPU while idle.
+ *
+ * Architectures: Linux x86-64 and aarch64 (the system call numbers below). aarch64 has no
+ * poll(2), so ppoll is used on both.
+ *
+ * @module
+ */
+
+import { EAGAIN, EINTR, O_CLOEXEC, O_NONBLOCK, OsError } from "./libc.ts";
+import { syscall6, syscall6Sync } from "./rawsyscall.ts";
+
+/** System call numbers beyond those of `ffi/rawsyscall.ts`. */
+export interface FdSyscallNumbers {
+  /** ppoll(fds, nfds, tsp, sigmask, sigsetsize) */
+  readonly ppoll: number;
+  /** eventfd2(initval, flags) */
+  readonly eventfd2: number;
+  /** socket(domain, type, protocol) */
+  readonly socket: number;
+  /** bind(fd, addr, addrlen) */
+  readonly bind: number;
+  /** listen(fd, backlog) */
+  readonly listen: number;
+  /** accept4(fd, addr, addrlen, flags) */
+  readonly accept4: number;
+  /** getsockname(fd, addr, addrlen) */
+  readonly getsockname: number;
+  /** fcntl(fd, cmd, arg) */
+  readonly fcntl: number;
+  /** socketpair(domain, type, protocol, sv) */
+  readonly socketpair: number;
+  /** shutdown(fd, how) */
+  readonly shutdown: number;
+  /** openat(dirfd, path, flags, mode) */
+  readonly openat: number;
+  /** read(fd, buf, count) */
+  readonly read: number;
+  /** write(fd, buf, count) */
+  readonly write: number;
+  /** close(fd) */
+  readonly close: number;
+  /** ioctl(fd, request, arg) */
+  readonly ioctl: number;
+}
+
+/**
+ * From the uapi headers of Debian 12's linux-libc-dev (`x86_64-linux-gnu/asm/unistd_64.h`,
+ * `asm-generic/unistd.h` for arm64, where fcntl is `__NR3264_fcntl` = 25).
+ */
+const FD_NUMBERS: Readonly<Record<"x86_64" | "aarch64", FdSyscallNumbers>> = {
+  x86_64: {
+    ppoll: 271,
+    eventfd2: 290,
+    socket: 41,
+    bind: 49,
+    listen: 50,
+    accept4: 288,
+    getsockname: 51,
+    fcntl: 72,
+    socketpair: 53,
+    shutdown: 48,
+    openat: 257,
+    read: 0,
+    write: 1,
+    close: 3,
+    ioctl: 16,
+  },
+  aarch64: {
+    ppoll: 73,
+    eventfd2: 19,
+    socket: 198,
+    bind: 200,
+    listen: 201,
+    accept4: 242,
+    getsockname: 204,
+    fcntl: 25,
+    socketpair: 199,
+    shutdown: 210,
+    openat: 56,
+    read: 63,
+    write: 64,
+    close: 57,
+    ioctl: 29,
+  },
+};
+
+/** The numbers of this machine; throws on an architecture without a trampoline. */
+export function fdSys(): FdSyscallNumbers {
+  const arch = Deno.build.arch;
+  if (Deno.build.os !== "linux" || (arch !== "x86_64" && arch !== "aarch64")) {
+    throw new Error(`ffi/fdio.ts: unsupported platform ${Deno.build.os}/${arch}`);
+  }
+  return FD_NUMBERS[arch];
+}
+
+/** poll(2) events (asm-generic/poll.h, same on both architectures). */
+export const POLLIN = 0x001;
+/** Writing will not block. */
+export const POLLOUT = 0x004;
+/** Error condition (revents only). */
+export const POLLERR = 0x008;
+/** Hang up: peer closed, or (virtio) no host attached (revents only). */
+export const POLLHUP = 0x010;
+/** Invalid fd (revents only). */
+export const POLLNVAL = 0x020;
+
+/** fcntl(2) commands and flags. */
+export const F_GETFD = 1;
+/** Set the fd flags. */
+export const F_SETFD = 2;
+/** Get the file status flags. */
+export const F_GETFL = 3;
+/** Set the file status flags. */
+export const F_SETFL = 4;
+/** The close-on-exec fd flag. */
+export const FD_CLOEXEC = 1;
+
+/** Broken pipe. */
+export const EPIPE = 32;
+/** Software caused connection abort (accept4 may report it; retried). */
+export const ECONNABORTED = 103;
+
+/** Linux returns errors as -4095..-1 (`IS_ERR_VALUE`). */
+export function isErr(ret: bigint): boolean {
+  return ret < 0n && ret >= -4095n;
+}
+
+/** A synchronous raw call that must succeed: its result, or an {@link OsError}. */
+export function check(ret: bigint): number {
+  if (isErr(ret)) throw new OsError(Number(-ret));
+  return Number(ret);
+}
+
+/** Closes `fd` (errors ignored: nothing useful can be done about them). */
+export function closeFd(fd: number): void {
+  syscall6Sync(fdSys().close, fd);
+}
+
+/** A new eventfd (nonblocking, close-on-exec); the waker of {@link FdStream} and sleeps. */
+export function newEventFd(): number {
+  return check(syscall6Sync(fdSys().eventfd2, 0, O_NONBLOCK | O_CLOEXEC));
+}
+
+const ONE = new BigUint64Array([1n]);
+
+/** Makes `efd` readable for good (its counter never goes back to 0: nobody reads it). */
+export function signalEventFd(efd: number): void {
+  syscall6Sync(fdSys().write, efd, ONE, 8);
+}
+
+/** Builds the `struct timespec` for a ppoll timeout; null for "no timeout". */
+function timespec(ms: number | undefined): BigInt64Array | null {
+  if (ms === undefined || ms < 0) return null;
+  return new BigInt64Array([BigInt(Math.floor(ms / 1000)), BigInt((ms % 1000) * 1_000_000)]);
+}
+
+/**
+ * Waits on a pool thread until `fd` reports one of `events` (or POLLERR/POLLHUP/POLLNVAL), `wake`
+ * becomes readable, or `timeoutMs` passes. Resolves `fd`'s revents (0 on timeout or wake).
+ * `fd` -1 waits on `wake` alone (a sleep that {@link signalEventFd} cuts short).
+ */
+export async function pollWait(
+  fd: number,
+  events: number,
+  wake: number,
+  timeoutMs?: number,
+): Promise<number> {
+  // struct pollfd { int fd; short events; short revents; } x2: 16 bytes, written by the kernel,
+  // so each call has its own buffer (pinned by syscall6 until the call returns).
+  const pfds = new Int32Array(4);
+  const view = new Int16Array(pfds.buffer);
+  pfds[0] = fd;
+  view[2] = events;
+  pfds[2] = wake;
+  view[6] = POLLIN;
+  for (;;) {
+    const ret = await syscall6(fdSys().ppoll, pfds, 2, timespec(timeoutMs), null, 8);
+    if (ret === -BigInt(EINTR)) continue;
+    if (isErr(ret)) throw new OsError(Number(-ret));
+    return fd < 0 ? 0 : view[3];
+  }
+}
+
+/** What a read of 0 bytes (end of file) means for a stream. */
+export type EofPolicy =
+  /** virtio-serial: no host attached; sleep 100 ms and read again, forever (§6). */
+  | "backoff"
+  /** sockets: the peer is gone; the read resolves null. */
+  | "end";
+
+/** How long an EOF (or a HUP while writing) is slept on before trying again (qemu-ga, §6). */
+export const EOF_BACKOFF_MS = 100;
+
+/**
+ * One nonblocking fd with reads and writes that can be in flight at the same time (module
+ * comment). Reads and writes are each serialised on their own; reads never wait for writes.
+ */
+export class FdStream {
+  /** The descriptor; -1 once closed. */
+  fd: number;
+  readonly #wake: number;
+  #closed = false;
+  #waits = 0;
+  #writeChain: Promise<void> = Promise.resolve();
+  /** EOF handling; may be changed between reads. */
+  eof: EofPolicy;
+  /** Sleeps taken because of EOF since the last byte was read (tests, diagnostics). */
+  eofBackoffs = 0;
+  /** Bytes read so far. */
+  bytesRead = 0;
+
+  /** Takes ownership of `fd`, which must be O_NONBLOCK. */
+  constructor(fd: number, eof: EofPolicy) {
+    this.fd = fd;
+    this.eof = eof;
+    this.#wake = newEventFd();
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async #wait(fd: number, events: number, timeoutMs?: number): Promise<number> {
+    this.#waits++;
+    try {
+      return await pollWait(fd, events, this.#wake, timeoutMs);
+    } finally {
+      this.#waits--;
+      this.#closeIfIdle();
+    }
+  }
+
+  /** Sleeps `ms` on a pool thread (cut short by {@link close}). */
+  sleep(ms: number): Promise<number> {
+    return this.#wait(-1, 0, ms);
+  }
+
+  /**
+   * Reads into `buf`: the byte count; null at EOF under the "end" policy or once closed.
+   *
+   * @throws OsError on a read error (for virtio that ends the channel, §6).
+   */
+  async read(buf: Uint8Array): Promise<number | null> {
+    if (buf.length === 0) return 0;
+    const sys = fdSys();
+    for (;;) {
+      if (this.#closed) return null;
+      const n = syscall6Sync(sys.read, this.fd, buf, buf.length);
+      if (n > 0n) {
+        this.eofBackoffs = 0;
+        this.bytesRead += Number(n);
+        return Number(n);
+      }
+      if (n === 0n) {
+        if (this.eof === "end") return null;
+        // virtio: read() returns 0 at once while no host is attached and POLLHUP stays set, so
+        // polling would spin; qemu-ga sleeps 100 ms (§6, clients-and-peers.md §4.4).
+        this.eofBackoffs++;
+        await this.sleep(EOF_BACKOFF_MS);
+        continue;
+      }
+      const e = Number(-n);
+      if (e === EINTR) continue;
+      if (e !== EAGAIN) throw new OsError(e);
+      const revents = await this.#wait(this.fd, POLLIN);
+      // POLLHUP with nothing to read: the next read returns 0 (EOF) or an error; either way it
+      // is handled above, so just loop.
+      if (revents & POLLNVAL) throw new OsError(9);
+    }
+  }
+
+  /**
+   * Writes all of `data` (writes are queued behind each other, never behind a read). EAGAIN waits
+   * for POLLOUT; a HUP without POLLOUT (virtio with the host gone) sleeps 100 ms and retries, as
+   * qemu-ga retries until everything is written (§6) but without its busy loop.
+   *
+   * @throws OsError on a write error, Error once closed.
+   */
+  writeAll(data: Uint8Array): Promise<void> {
+    const next = this.#writeChain.then(() => this.#writeAll(data));
+    this.#writeChain = next.catch(() => {});
+    return next;
+  }
+
+  async #writeAll(data: Uint8Array): Promise<void> {
+    const sys = fdSys();
+    let off = 0;
+    while (off < data.length) {
+      if (this.#closed) throw new Error("channel closed");
+      const n = syscall6Sync(sys.write, this.fd, data.subarray(off), data.length - off);
+      if (n > 0n) {
+        off += Number(n);
+        continue;
+      }
+      const e = n === 0n ? EAGAIN : Number(-n);
+      if (e === EINTR) continue;
+      if (e !== EAGAIN) throw new OsError(e);
+      const revents = await this.#wait(this.fd, POLLOUT);
+      if (revents & POLLNVAL) throw new OsError(9);
+      if ((revents & (POLLHUP | POLLERR)) && !(revents & POLLOUT)) {
+        // virtio reports POLLHUP (and no POLLOUT) for as long as the host is detached.
+        await this.sleep(EOF_BACKOFF_MS);
+      }
+    }
+  }
+
+  /**
+   * Stops the stream: pending reads resolve null, pending writes reject, and the fd is closed as
+   * soon as no wait is in flight any more (at once if none is).
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    signalEventFd(this.#wake);
+    this.#closeIfIdle();
+  }
+
+  #closeIfIdle(): void {
+    if (!this.#closed || this.#waits > 0 || this.fd === -1) return;
+    closeFd(this.fd);
+    closeFd(this.#wake);
+    this.fd = -1;
+  }
+}

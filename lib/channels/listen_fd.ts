@@ -1,0 +1,211 @@
+/**
+ * Listening sockets served through FFI (issue #3): vsock-listen (§6: like unix-listen on
+ * `vsock:<cid>:<port>`, backlog 1) and systemd socket activation (§5.1: exactly one inherited
+ * fd 3, its family deciding unix-listen or vsock-listen).
+ *
+ * One client at a time, as qemu-ga: the listener is only polled when the agent asks for the
+ * next connection, i.e. after the current client disconnected; meanwhile further clients wait
+ * in the backlog (§6). Waiting for a client is a ppoll on a pool thread (no timer, ~0 CPU).
+ *
+ * @module
+ */
+
+import {
+  closeFd,
+  ECONNABORTED,
+  EOF_BACKOFF_MS,
+  F_GETFD,
+  F_GETFL,
+  F_SETFD,
+  F_SETFL,
+  FD_CLOEXEC,
+  FdStream,
+  fdSys,
+  isErr,
+  newEventFd,
+  POLLIN,
+  pollWait,
+  signalEventFd,
+} from "../../ffi/fdio.ts";
+import { EAGAIN, EINTR, O_NONBLOCK, strerror } from "../../ffi/libc.ts";
+import { syscall6Sync } from "../../ffi/rawsyscall.ts";
+import {
+  acceptNonblocking,
+  AF_UNIX,
+  AF_VSOCK,
+  SocketError,
+  socketName,
+  vsockListen,
+} from "../../ffi/socket.ts";
+import type { Channel, Connection } from "./channel.ts";
+import { streamConnection } from "./virtio_serial.ts";
+
+/** systemd's first passed fd (`SD_LISTEN_FDS_START`). */
+export const FIRST_SOCKET_ACTIVATION_FD = 3;
+
+/**
+ * Serves a listening socket fd (taken over: made nonblocking, closed by `close()`). Each
+ * `accept()` polls for one client and yields it as a connection whose EOF ends it.
+ */
+export function listenerChannelOnFd(listenFd: number): Channel {
+  const sys = fdSys();
+  const fl = syscall6Sync(sys.fcntl, listenFd, F_GETFL, 0);
+  if (!isErr(fl)) syscall6Sync(sys.fcntl, listenFd, F_SETFL, Number(fl) | O_NONBLOCK);
+  const wake = newEventFd();
+  let closed = false;
+  let waiting = 0;
+  let released = false;
+  const release = () => {
+    if (closed && waiting === 0 && !released) {
+      released = true;
+      closeFd(listenFd);
+      closeFd(wake);
+    }
+  };
+  return {
+    async accept(): Promise<Connection | null> {
+      for (;;) {
+        if (closed) return null;
+        const fd = acceptNonblocking(listenFd);
+        if (fd >= 0) {
+          const stream = new FdStream(fd, "end");
+          return streamConnection(stream, () => stream.close());
+        }
+        const e = -fd;
+        if (e === EINTR || e === ECONNABORTED) continue;
+        waiting++;
+        try {
+          if (e === EAGAIN) await pollWait(listenFd, POLLIN, wake);
+          // Anything else (EMFILE, ENOBUFS…): qemu-ga logs and keeps listening; back off so
+          // a persistent error does not spin.
+          else await pollWait(-1, 0, wake, EOF_BACKOFF_MS);
+        } finally {
+          waiting--;
+          release();
+        }
+      }
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      signalEventFd(wake);
+      release();
+    },
+  };
+}
+
+/**
+ * Parses qemu-ga's vsock address `<cid>:<port>` (util/qemu-sockets.c vsock_parse and
+ * vsock_parse_vaddr_to_sockaddr) with its error texts.
+ *
+ * @throws Error `error parsing address '<s>'`, `trailing characters in address '<s>'`,
+ * `Failed to parse cid '<cid>'`, `Failed to parse port '<port>'`.
+ */
+export function parseVsockAddress(s: string): { cid: number; port: number } {
+  // sscanf("%32[^:]:%32[^,]%n"): 1–32 non-colons, a colon, 1–32 non-commas; then nothing else.
+  const m = /^([^:]{1,32}):([^,]{1,32})/.exec(s);
+  if (m === null) throw new Error(`error parsing address '${s}'`);
+  if (m[0].length !== s.length) throw new Error(`trailing characters in address '${s}'`);
+  const cid = parseUint32(m[1]);
+  if (cid === undefined) throw new Error(`Failed to parse cid '${m[1]}'`);
+  const port = parseUint32(m[2]);
+  if (port === undefined) throw new Error(`Failed to parse port '${m[2]}'`);
+  return { cid, port };
+}
+
+/** qemu's parse_uint_full(base 10) limited to UINT32_MAX: whitespace, optional '+', digits. */
+function parseUint32(s: string): number | undefined {
+  const m = /^[ \t\n\v\f\r]*\+?([0-9]+)$/.exec(s);
+  if (m === null) return undefined;
+  const v = BigInt(m[1]);
+  return v > 0xffff_ffffn ? undefined : Number(v);
+}
+
+/**
+ * Opens `-m vsock-listen -p <cid>:<port>` with backlog 1.
+ *
+ * @throws Error with qemu-ga's text (address syntax, `Failed to create socket: …`, `Failed to
+ * bind socket: …`, `Failed to listen on socket: …`).
+ *
+ * @example
+ * ```ts
+ * const channel = openVsockListen("4294967295:1234"); // VMADDR_CID_ANY, port 1234
+ * ```
+ */
+export function openVsockListen(path: string): Channel {
+  const { cid, port } = parseVsockAddress(path);
+  let fd: number;
+  try {
+    fd = vsockListen(cid, port, 1);
+  } catch (e) {
+    if (!(e instanceof SocketError)) throw e;
+    const what = e.stage === "socket"
+      ? "Failed to create socket"
+      : e.stage === "bind"
+      ? "Failed to bind socket"
+      : "Failed to listen on socket";
+    throw new Error(`${what}: ${e.strerror}`);
+  }
+  return listenerChannelOnFd(fd);
+}
+
+/**
+ * systemd socket activation (util/systemd.c check_socket_activation): the number of fds passed
+ * when `LISTEN_PID` is this process and `LISTEN_FDS` parses; 0 otherwise. Like qemu-ga it then
+ * removes LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES from the environment (children must not see
+ * them) and marks the fds close-on-exec.
+ *
+ * @param env the environment (tests pass a map); defaults to `Deno.env`.
+ * @throws Error `Socket activation failed: invalid file descriptor fd = N: <strerror>` (qemu
+ * exits 1 there).
+ */
+export function checkSocketActivation(
+  env: { get(k: string): string | undefined; delete(k: string): void } = Deno.env,
+  pid: number = Deno.pid,
+): number {
+  const listenPid = parseUlong(env.get("LISTEN_PID"));
+  if (listenPid === undefined || listenPid !== BigInt(pid)) return 0;
+  const nrFds = parseUlong(env.get("LISTEN_FDS"));
+  if (nrFds === undefined) return 0;
+  env.delete("LISTEN_FDS");
+  env.delete("LISTEN_PID");
+  env.delete("LISTEN_FDNAMES");
+  const sys = fdSys();
+  for (let i = 0; i < Number(nrFds); i++) {
+    const fd = FIRST_SOCKET_ACTIVATION_FD + i;
+    let r = syscall6Sync(sys.fcntl, fd, F_GETFD, 0);
+    if (!isErr(r)) r = syscall6Sync(sys.fcntl, fd, F_SETFD, Number(r) | FD_CLOEXEC);
+    if (isErr(r)) {
+      throw new Error(
+        `Socket activation failed: invalid file descriptor fd = ${fd}: ${strerror(Number(-r))}`,
+      );
+    }
+  }
+  return Number(nrFds);
+}
+
+/** qemu_strtoul(s, NULL, 10): the whole string a decimal number (leading blanks allowed). */
+function parseUlong(s: string | undefined): bigint | undefined {
+  if (s === undefined) return undefined;
+  const m = /^[ \t\n\v\f\r]*\+?([0-9]+)$/.exec(s);
+  if (m === null) return undefined;
+  const v = BigInt(m[1]);
+  return v > 0xffff_ffff_ffff_ffffn ? undefined : v;
+}
+
+/**
+ * The channel method an inherited listening fd stands for (main.c: socket_local_address):
+ * "unix-listen" for AF_UNIX, "vsock-listen" for AF_VSOCK, null for anything else (including an
+ * fd that is not a socket), which qemu-ga reports as `unsupported listen fd type`.
+ */
+export function listenFdMethod(fd: number): "unix-listen" | "vsock-listen" | null {
+  let family: number;
+  try {
+    family = socketName(fd).family;
+  } catch {
+    return null;
+  }
+  if (family === AF_UNIX) return "unix-listen";
+  if (family === AF_VSOCK) return "vsock-listen";
+  return null;
+}
