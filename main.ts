@@ -8,11 +8,15 @@
 import { fileSyscalls } from "./ffi/file.ts";
 import { freezeSyscalls } from "./ffi/fsfreeze.ts";
 import { Agent } from "./lib/agent.ts";
-import type { Channel } from "./lib/channels/channel.ts";
-import { openUnixListen } from "./lib/channels/unix.ts";
-import { openVirtioSerial } from "./lib/channels/virtio_serial.ts";
+import {
+  type Channel,
+  checkSocketActivation,
+  FIRST_SOCKET_ACTIVATION_FD,
+  openChannel,
+} from "./lib/channels/mod.ts";
 import { COMMANDS, commandTable } from "./lib/commands/mod.ts";
-import { type AgentConfig, DEFAULTS, resolveConfig } from "./lib/config.ts";
+import { type AgentConfig, channelPathError, resolveConfig } from "./lib/config.ts";
+import { becomeDaemon, isDaemonChild, Pidfile, spawnDaemon, unlinkPidfile } from "./lib/daemon.ts";
 import { fileSink, Logger } from "./lib/log.ts";
 import { buildMountList } from "./lib/mounts.ts";
 import { isExecutable, runCommand } from "./lib/process.ts";
@@ -23,16 +27,17 @@ import { DENOGA_VERSION, QGA_COMPAT_VERSION } from "./lib/version.ts";
 const PROG = "denoga";
 const encoder = new TextEncoder();
 
-function openChannel(config: AgentConfig): Channel {
-  switch (config.method) {
-    case "unix-listen":
-      if (!config.path) throw new Error("must specify a path for this channel");
-      return openUnixListen(config.path);
-    case "virtio-serial":
-      return openVirtioSerial(config.path ?? DEFAULTS.virtioPath);
-    default:
-      throw new Error(`unsupported channel method/type: ${config.method}`);
-  }
+/** Opens the configured channel, or the one inherited through systemd socket activation. */
+function openConfiguredChannel(config: AgentConfig, log: Logger): Channel {
+  const inherited = checkSocketActivation();
+  if (inherited > 1) throw new Error("qemu-ga only supports listening on one socket");
+  return openChannel({
+    method: config.method,
+    path: config.path,
+    listenFd: inherited === 1 ? FIRST_SOCKET_ACTIVATION_FD : undefined,
+    retryPath: config.retryPath,
+    log,
+  });
 }
 
 async function main(args: string[]): Promise<number> {
@@ -43,6 +48,15 @@ async function main(args: string[]): Promise<number> {
     return outcome.code;
   }
   const config = outcome.config;
+  const pathError = channelPathError(config);
+  if (pathError) {
+    Deno.stderr.writeSync(encoder.encode(pathError));
+    return 1;
+  }
+  // -d: re-run this program detached; it reports back once its channel is open (lib/daemon.ts).
+  if (isDaemonChild()) config.daemonize = true;
+  else if (config.daemonize) return await spawnDaemon(args, Deno.mainModule);
+
   const log = new Logger({ verbose: config.verbose });
   const state = new StateDir(config.statedir);
 
@@ -99,11 +113,26 @@ async function main(args: string[]): Promise<number> {
 
   let channel: Channel;
   try {
-    channel = openChannel(config);
+    channel = openConfiguredChannel(config, log);
   } catch (e) {
     log.critical((e as Error).message);
+    log.critical("failed to create guest agent channel");
     log.critical("failed to initialize guest agent channel");
     return 1;
+  }
+
+  // Newest qemu-ga daemonizes only now, so channel errors above still reach the terminal. A
+  // frozen start defers the pidfile until the thaw (§4).
+  let pidfileDeferred = false;
+  if (config.daemonize) {
+    try {
+      becomeDaemon(frozen ? undefined : config.pidfile);
+    } catch (e) {
+      log.critical((e as Error).message);
+      return 1;
+    }
+    addEventListener("unload", () => unlinkPidfile(config.pidfile));
+    pidfileDeferred = frozen;
   }
 
   // SIGTERM/SIGINT while frozen would leave filesystems frozen with nobody to thaw them:
@@ -130,6 +159,14 @@ async function main(args: string[]): Promise<number> {
         log.setSink(fileSink(config.logfile));
       } catch {
         // keep logging to stderr, as qemu-ga does
+      }
+    }
+    if (pidfileDeferred) {
+      pidfileDeferred = false;
+      try {
+        Pidfile.write(config.pidfile);
+      } catch (e) {
+        log.warning((e as Error).message);
       }
     }
     if (exitRequested) setTimeout(stop, 0);

@@ -1,11 +1,22 @@
 /**
- * Configuration: qemu-ga's defaults, then the command line (§5.1). The config file (`-c`,
- * `QGA_CONF`, §5.2) and `-D` join in a later change; the seam is `resolveConfig`.
+ * Configuration (§5.1, §5.2, §8): qemu-ga's defaults, then the config file (`-c PATH`, else
+ * `$QGA_CONF`, else `/etc/qemu/qemu-ga.conf`), then the command line — last value wins, the
+ * RPC lists accumulate. `-D` prints the result as qemu-ga's key-file dump.
  *
  * @module
  */
 
 import { parseCommandLine, usageText } from "./cli.ts";
+import {
+  escapeValue,
+  type FileReader,
+  KeyFile,
+  KeyFileError,
+  keyFileToData,
+  loadKeyFile,
+  readConfigBytes,
+} from "./config_file.ts";
+import { glibCritical } from "./log.ts";
 import { QGA_COMPAT_VERSION } from "./version.ts";
 
 /** The effective configuration of one agent run. */
@@ -43,38 +54,35 @@ export type ConfigOutcome =
     readonly stderr?: string;
   };
 
+/** What configuration resolution reads from the outside world (injectable for tests). */
+export interface ConfigEnv {
+  /** An environment variable (`QGA_CONF`, `LISTEN_PID`, `LISTEN_FDS`). */
+  readonly getEnv: (name: string) => string | undefined;
+  /** Reads the config file; throws {@link KeyFileError}. */
+  readonly readFile: FileReader;
+}
+
+/** The real environment and file system. */
+export const REAL_ENV: ConfigEnv = {
+  getEnv: (name) => Deno.env.get(name),
+  readFile: readConfigBytes,
+};
+
 function isHelpOption(v: string): boolean {
   return v === "help" || v === "?";
 }
 
-/** g_strsplit on commas, each item prepended (qemu-ga's split_list reverses them). */
-function splitList(v: string): string[] {
-  return v.split(",").reverse();
+/**
+ * qemu-ga's split_list: g_strsplit on commas (an empty string gives no item), each item
+ * prepended, so every list comes out reversed.
+ */
+export function splitList(v: string): string[] {
+  return v === "" ? [] : v.split(",").reverse();
 }
 
-/**
- * Builds the configuration from `args`.
- *
- * @example
- * ```ts
- * const r = resolveConfig(["-m", "unix-listen", "-p", "/tmp/qga.sock"], "denoga", []);
- * ```
- */
-export function resolveConfig(
-  args: readonly string[],
-  prog: string,
-  commandNames: readonly string[],
-): ConfigOutcome {
-  const parsed = parseCommandLine(args, prog);
-  if (!parsed.ok) {
-    return {
-      kind: "exit",
-      code: 1,
-      stderr: `${parsed.message}\n`,
-      stdout: `Unknown option, try '${prog} --help' for more information.\n`,
-    };
-  }
-  const config: AgentConfig = {
+/** The starting point before the config file: qemu-ga's defaults. */
+export function defaultConfig(): AgentConfig {
+  return {
     method: "virtio-serial",
     path: undefined,
     logfile: undefined,
@@ -87,6 +95,140 @@ export function resolveConfig(
     blockedRpcs: [],
     allowedRpcs: undefined,
   };
+}
+
+const GROUP = "general";
+
+/**
+ * Applies a parsed key file to `config` as qemu-ga's config_load does (group `[general]`, keys
+ * `daemon method path logfile pidfile fsfreeze-hook statedir verbose retry-path block-rpcs
+ * allow-rpcs`). `verbose=false` leaves verbosity alone; lists are read as one string and split
+ * on commas. Throws {@link KeyFileError} on a value GLib cannot read.
+ */
+export function applyKeyFile(config: AgentConfig, kf: KeyFile): void {
+  const has = (k: string) => kf.hasKey(GROUP, k);
+  const str = (k: string) => kf.getString(GROUP, k);
+  if (has("daemon")) config.daemonize = kf.getBoolean(GROUP, "daemon");
+  if (has("method")) config.method = str("method");
+  if (has("path")) config.path = str("path");
+  if (has("logfile")) config.logfile = str("logfile");
+  if (has("pidfile")) config.pidfile = str("pidfile");
+  // Any value, even an empty one, enables the hook with that path (qemu-ga stores the string).
+  if (has("fsfreeze-hook")) config.fsfreezeHook = str("fsfreeze-hook");
+  if (has("statedir")) config.statedir = str("statedir");
+  if (has("verbose") && kf.getBoolean(GROUP, "verbose")) config.verbose = true;
+  if (has("retry-path")) config.retryPath = kf.getBoolean(GROUP, "retry-path");
+  if (has("block-rpcs")) config.blockedRpcs.push(...splitList(str("block-rpcs")));
+  if (has("allow-rpcs")) {
+    const list = [...(config.allowedRpcs ?? []), ...splitList(str("allow-rpcs"))];
+    config.allowedRpcs = list.length > 0 ? list : undefined;
+  }
+}
+
+/** The config file path and whether it must exist (`-c` given). */
+export function configPath(
+  options: readonly { opt: string; value?: string }[],
+  getEnv: (name: string) => string | undefined,
+): { path: string; required: boolean } {
+  let path = getEnv("QGA_CONF") ?? DEFAULTS.confPath;
+  let required = false;
+  for (const o of options) {
+    if (o.opt === "c") {
+      path = o.value ?? "";
+      required = true;
+    }
+  }
+  return { path, required };
+}
+
+/** True when systemd socket activation passes this process listening sockets. */
+export function socketActivated(
+  getEnv: (name: string) => string | undefined,
+  pid: number = Deno.pid,
+): boolean {
+  const lpid = getEnv("LISTEN_PID");
+  const fds = getEnv("LISTEN_FDS");
+  return lpid !== undefined && fds !== undefined && Number(lpid) === pid && Number(fds) > 0;
+}
+
+/**
+ * The channel path qemu-ga settles on before start-up: `-p`, else the virtio-serial or
+ * isa-serial default; undefined when the method needs an explicit path (qemu-ga then fails
+ * with `must specify a path for this channel`).
+ */
+export function effectivePath(config: AgentConfig): string | undefined {
+  if (config.path !== undefined) return config.path;
+  if (config.method === "virtio-serial") return DEFAULTS.virtioPath;
+  if (config.method === "isa-serial") return DEFAULTS.serialPath;
+  return undefined;
+}
+
+/**
+ * The `-D` output: `g_key_file_to_data` of qemu-ga's config_dump, newest key order (`daemon
+ * method path logfile pidfile fsfreeze-hook statedir verbose retry-path block-rpcs allow-rpcs`),
+ * lists joined with commas in their (reversed) internal order.
+ */
+export function dumpConfig(config: AgentConfig, path: string | undefined): string {
+  const e: [string, string][] = [];
+  const bool = (b: boolean) => (b ? "true" : "false");
+  e.push(["daemon", bool(config.daemonize)]);
+  e.push(["method", escapeValue(config.method)]);
+  if (path !== undefined) e.push(["path", escapeValue(path)]);
+  if (config.logfile !== undefined) e.push(["logfile", escapeValue(config.logfile)]);
+  e.push(["pidfile", escapeValue(config.pidfile)]);
+  if (config.fsfreezeHook !== undefined) {
+    e.push(["fsfreeze-hook", escapeValue(config.fsfreezeHook)]);
+  }
+  e.push(["statedir", escapeValue(config.statedir)]);
+  e.push(["verbose", bool(config.verbose)]);
+  e.push(["retry-path", bool(config.retryPath)]);
+  e.push(["block-rpcs", escapeValue(config.blockedRpcs.join(","))]);
+  e.push(["allow-rpcs", escapeValue((config.allowedRpcs ?? []).join(","))]);
+  return keyFileToData(GROUP, e);
+}
+
+/**
+ * Builds the configuration from `args`, the config file and the environment.
+ *
+ * @example
+ * ```ts
+ * const r = resolveConfig(["-m", "unix-listen", "-p", "/tmp/qga.sock"], "denoga", []);
+ * ```
+ */
+export function resolveConfig(
+  args: readonly string[],
+  prog: string,
+  commandNames: readonly string[],
+  env: ConfigEnv = REAL_ENV,
+): ConfigOutcome {
+  const parsed = parseCommandLine(args, prog);
+  if (!parsed.ok) {
+    return {
+      kind: "exit",
+      code: 1,
+      stderr: `${parsed.message}\n`,
+      stdout: `Unknown option, try '${prog} --help' for more information.\n`,
+    };
+  }
+  const config = defaultConfig();
+
+  // First pass: the config file (qemu-ga loads it before acting on any other option).
+  const conf = configPath(parsed.options, env.getEnv);
+  try {
+    applyKeyFile(config, loadKeyFile(conf.path, env.readFile));
+  } catch (e) {
+    if (!(e instanceof KeyFileError)) throw e;
+    if (conf.required || !e.noent) {
+      return {
+        kind: "exit",
+        code: 1,
+        stderr: glibCritical(`error loading configuration from path: ${conf.path}, ${e.message}`),
+      };
+    }
+  }
+
+  // Second pass: the command line, in order.
+  let dump = false;
   const names = commandNames.map((n) => `${n}\n`).join("");
   for (const { opt, value } of parsed.options) {
     const v = value ?? "";
@@ -117,6 +259,9 @@ export function resolveConfig(
       case "d":
         config.daemonize = true;
         break;
+      case "D":
+        dump = true;
+        break;
       case "r":
         config.retryPath = true;
         break;
@@ -124,20 +269,40 @@ export function resolveConfig(
         if (isHelpOption(v)) return { kind: "exit", code: 0, stdout: names };
         config.blockedRpcs.push(...splitList(v));
         break;
-      case "a":
+      case "a": {
         if (isHelpOption(v)) return { kind: "exit", code: 0, stdout: names };
-        config.allowedRpcs = [...(config.allowedRpcs ?? []), ...splitList(v)];
+        const list = [...(config.allowedRpcs ?? []), ...splitList(v)];
+        config.allowedRpcs = list.length > 0 ? list : undefined;
         break;
+      }
       case "h":
         return { kind: "exit", code: 0, stdout: usageText(prog, QGA_COMPAT_VERSION, DEFAULTS) };
-      case "c":
-      case "D":
-        return {
-          kind: "exit",
-          code: 1,
-          stderr: `${prog}: option -${opt} is not supported yet\n`,
-        };
     }
   }
+  if (dump) {
+    const activated = socketActivated(env.getEnv);
+    const path = activated ? config.path : effectivePath(config);
+    if (path === undefined && !activated) {
+      return {
+        kind: "exit",
+        code: 1,
+        stderr: glibCritical("must specify a path for this channel"),
+      };
+    }
+    return { kind: "exit", code: 0, stdout: dumpConfig(config, path) };
+  }
   return { kind: "run", config };
+}
+
+/**
+ * qemu-ga's check before start-up (main(), before the agent is initialised): a method other
+ * than virtio-serial/isa-serial needs `-p`, unless systemd passed a listening socket. Returns
+ * the stderr text to print (exit status 1), or undefined.
+ */
+export function channelPathError(
+  config: AgentConfig,
+  getEnv: (name: string) => string | undefined = REAL_ENV.getEnv,
+): string | undefined {
+  if (socketActivated(getEnv) || effectivePath(config) !== undefined) return undefined;
+  return glibCritical("must specify a path for this channel");
 }

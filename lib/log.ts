@@ -133,3 +133,18 @@ export class Logger {
     this.log("debug", msg);
   }
 }
+
+/**
+ * A line as GLib's default log handler writes it, which is what qemu-ga prints for errors found
+ * before its own handler is installed (config file errors, `must specify a path for this
+ * channel`): `\n** (process:<pid>): CRITICAL **: HH:MM:SS.mmm: <message>\n`, local time. qemu-ga
+ * never calls setlocale(), so GLib converts the text to ASCII and every non-ASCII character
+ * (e.g. GLib's curly quotes) becomes `?`.
+ */
+export function glibCritical(msg: string, pid: number = Deno.pid, now: Date = new Date()): string {
+  const two = (n: number) => String(n).padStart(2, "0");
+  const time = `${two(now.getHours())}:${two(now.getMinutes())}:${two(now.getSeconds())}.` +
+    String(now.getMilliseconds()).padStart(3, "0");
+  const ascii = msg.replace(/[\u0080-\u{10ffff}]/gu, "?");
+  return `\n** (process:${pid}): CRITICAL **: ${time}: ${ascii}\n`;
+}

@@ -19,7 +19,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 async function runHook(agent: Agent, arg: "freeze" | "thaw"): Promise<void> {
   const hook = agent.options.fsfreezeHook;
-  if (!hook) return;
+  // An empty path (config `fsfreeze-hook=`) still counts as enabled and fails, as in qemu-ga.
+  if (hook === undefined) return;
   agent.log.debug(`executing fsfreeze hook with arg '${arg}'`);
   await agent.platform.run([hook, arg], "execute fsfreeze hook");
 }
