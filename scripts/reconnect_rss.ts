@@ -44,9 +44,14 @@ const dir = await Deno.makeTempDir({ prefix: "denoga-reconnect-" });
 await Deno.mkdir(`${dir}/state`);
 const sock = `${dir}/qga.sock`;
 const agentArgs = ["-m", "unix-listen", "-p", sock, "-t", `${dir}/state`];
-const argv = impl === "qemu-ga"
-  ? ["/usr/sbin/qemu-ga", ...agentArgs]
-  : [Deno.execPath(), "run", ...AGENT_RUN_FLAGS, `${root}main.ts`, ...agentArgs];
+const argv = impl === "qemu-ga" ? ["/usr/sbin/qemu-ga", ...agentArgs] : [
+  Deno.execPath(),
+  "run",
+  ...AGENT_RUN_FLAGS,
+  ...(Deno.env.get("DENOGA_V8_FLAGS") ? [`--v8-flags=${Deno.env.get("DENOGA_V8_FLAGS")}`] : []),
+  `${root}main.ts`,
+  ...agentArgs,
+];
 const child = new Deno.Command(argv[0], {
   args: argv.slice(1),
   stdin: "null",
