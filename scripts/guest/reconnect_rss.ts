@@ -35,7 +35,7 @@ async function guestRss(c: QgaRawClient): Promise<string> {
 
 async function resync(socket: string, id: number): Promise<QgaRawClient> {
   const c = await QgaRawClient.connect(socket);
-  await c.syncDelimited(id, 20_000);
+  await c.syncDelimited(id, 60_000);
   return c;
 }
 
