@@ -15,6 +15,7 @@
 import { assertEquals, assertOk } from "../assert.ts";
 import { requireReal } from "../fixtures/loopfs.ts";
 import { QgaRawClient, ReadTimeout } from "../fixtures/guest/qga_client.ts";
+import { SEED_COMMANDS } from "../integration/harness.ts";
 import {
   bootGuest,
   guestImage,
@@ -23,22 +24,6 @@ import {
 } from "../fixtures/guest/vm.ts";
 import { DISK_MOUNT, type GuestAgent, TICKS_FILE } from "../../scripts/guest/build.ts";
 
-/** Commands both agents must list as enabled in guest-info. */
-const SEED_COMMANDS = [
-  "guest-sync-delimited",
-  "guest-sync",
-  "guest-ping",
-  "guest-info",
-  "guest-shutdown",
-  "guest-file-open",
-  "guest-file-close",
-  "guest-file-read",
-  "guest-file-write",
-  "guest-fsfreeze-status",
-  "guest-fsfreeze-freeze",
-  "guest-fsfreeze-freeze-list",
-  "guest-fsfreeze-thaw",
-];
 /** Failure guards only: TCG boots take 5–15 s. */
 const BOOT_TIMEOUT_MS = 120_000;
 const SYNC_RETRY_MS = 5_000;
