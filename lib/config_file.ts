@@ -17,6 +17,8 @@
  * @module
  */
 
+import { osErrorText } from "./errors.ts";
+
 /** A key-file error with GLib's message text (UTF-8, with GLib's curly quotes). */
 export class KeyFileError extends Error {
   /** True for a missing file (`G_FILE_ERROR_NOENT`), the only error a default path tolerates. */
@@ -248,14 +250,9 @@ function lossy(s: string): string {
 /** Reads a file's bytes for {@link loadKeyFile}; the default is the real file system. */
 export type FileReader = (path: string) => Uint8Array;
 
-/** strerror text from a Deno error ("No such file or directory (os error 2): …"). */
-function osErrorText(e: unknown): { text: string; noent: boolean } {
-  const msg = e instanceof Error ? e.message : String(e);
-  const m = /^(.*?) \(os error (\d+)\)/.exec(msg);
-  return {
-    text: m ? m[1] : msg,
-    noent: m ? m[2] === "2" : e instanceof Deno.errors.NotFound,
-  };
+/** A file error as GLib reports it: its strerror text, and whether it was ENOENT. */
+function keyFileError(e: unknown): KeyFileError {
+  return new KeyFileError(osErrorText(e), e instanceof Deno.errors.NotFound);
 }
 
 /** The real reader: like `g_key_file_load_from_file` (open, then "Not a regular file" check). */
@@ -264,15 +261,13 @@ export function readConfigBytes(path: string): Uint8Array {
   try {
     st = Deno.statSync(path);
   } catch (e) {
-    const { text, noent } = osErrorText(e);
-    throw new KeyFileError(text, noent);
+    throw keyFileError(e);
   }
   if (!st.isFile) throw new KeyFileError("Not a regular file");
   try {
     return Deno.readFileSync(path);
   } catch (e) {
-    const { text, noent } = osErrorText(e);
-    throw new KeyFileError(text, noent);
+    throw keyFileError(e);
   }
 }
 

@@ -5,8 +5,6 @@
  * @module
  */
 
-import { strerror } from "../ffi/libc.ts";
-
 /** QAPI error classes qemu-ga uses on the wire. */
 export type ErrorClass = "GenericError" | "CommandNotFound";
 
@@ -37,11 +35,12 @@ export function genericError(desc: string): QgaError {
 
 /**
  * The strerror text of an OS error raised by a Deno API. Deno's messages carry decorations
- * ("Failed to spawn '/x': Permission denied (os error 13)"); hosts must see glibc's bare text.
+ * ("Failed to spawn '/x': Permission denied (os error 13)", "No such file or directory (os
+ * error 2): stat '/x'"); hosts must see the bare text, which the runtime took from the C
+ * library's strerror. Needs no libc call, so start-up paths can use it freely.
  */
 export function osErrorText(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  const m = / \(os error (\d+)\)/.exec(msg);
-  if (m) return strerror(Number(m[1]));
-  return msg;
+  const m = /(?:^|: )([^:]*) \(os error \d+\)/.exec(msg);
+  return m ? m[1] : msg;
 }

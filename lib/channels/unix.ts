@@ -6,6 +6,7 @@
  * @module
  */
 
+import { osErrorText } from "../errors.ts";
 import { type Channel, type Connection, connectionOf } from "./channel.ts";
 
 /**
@@ -27,8 +28,7 @@ export function openUnixListen(path: string): Channel {
   try {
     listener = Deno.listen({ transport: "unix", path });
   } catch (e) {
-    const msg = (e instanceof Error ? e.message : String(e)).replace(/ \(os error \d+\).*$/s, "");
-    throw new Error(`Failed to bind socket to ${path}: ${msg}`);
+    throw new Error(`Failed to bind socket to ${path}: ${osErrorText(e)}`);
   }
   let closed = false;
   return {

@@ -79,6 +79,17 @@ function returnReply(value: CommandResult, id: QValue | undefined, delimited: bo
   return line(chunks, delimited);
 }
 
+/** What is wrong with one top-level member of a request, if anything (qmp_dispatch_check_obj). */
+function memberProblem(key: string, v: QValue): string | undefined {
+  if (key === "execute") {
+    return typeof v === "string" ? undefined : "QMP input member 'execute' must be a string";
+  }
+  if (key === "arguments") {
+    return v instanceof Map ? undefined : "QMP input member 'arguments' must be an object";
+  }
+  return key === "id" ? undefined : `QMP input member '${key}' is unexpected`;
+}
+
 /**
  * One host connection: orders replies and writes them, coalescing replies that are ready
  * together into one write.
@@ -329,23 +340,18 @@ export class Router {
       return errorReply("GenericError", "QMP input must be a JSON object");
     }
     const id = request.get("id");
-    let hasExecute = false;
-    for (const key of qdictOrder([...request.keys()])) {
-      const v = request.get(key)!;
-      if (key === "execute") {
-        if (typeof v !== "string") {
-          return errorReply("GenericError", "QMP input member 'execute' must be a string", id);
-        }
-        hasExecute = true;
-      } else if (key === "arguments") {
-        if (!(v instanceof Map)) {
-          return errorReply("GenericError", "QMP input member 'arguments' must be an object", id);
-        }
-      } else if (key !== "id") {
-        return errorReply("GenericError", `QMP input member '${key}' is unexpected`, id);
+    // The first problem in QEMU's member order wins (§2.5); sorting is only needed when there
+    // is a problem, so well-formed requests skip it.
+    const keys = [...request.keys()];
+    if (keys.some((k) => memberProblem(k, request.get(k)!) !== undefined)) {
+      for (const key of qdictOrder(keys)) {
+        const problem = memberProblem(key, request.get(key)!);
+        if (problem !== undefined) return errorReply("GenericError", problem, id);
       }
     }
-    if (!hasExecute) return errorReply("GenericError", "QMP input lacks member 'execute'", id);
+    if (!request.has("execute")) {
+      return errorReply("GenericError", "QMP input lacks member 'execute'", id);
+    }
     const name = request.get("execute") as string;
     const cmd = this.#agent.table.get(name);
     if (!cmd) {
