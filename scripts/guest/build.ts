@@ -442,8 +442,37 @@ ${
     agent === "denoga"
       ? `export DENO_DIR=${GUEST_DENO_DIR} DENO_NO_UPDATE_CHECK=1 NO_COLOR=1\n`
       : ""
-  }say "starting agent: ${cmd.replaceAll('"', '\\"')}"
-${cmd}
+  }# Diagnostics (kernel command line, see tests/fixtures/guest/vm.ts bootGuest's \`append\`):
+# denoga.monitor=N prints the port's virtio state and the agent's threads every N seconds.
+monitor=
+for a in $(cat /proc/cmdline); do
+  case "$a" in denoga.monitor=*) monitor="\${a#*=}" ;; esac
+done
+say "starting agent: ${cmd.replaceAll('"', '\\"')}"
+if [ -n "$monitor" ]; then
+  mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+  ${cmd} &
+  pid=$!
+  (
+    while kill -0 $pid 2>/dev/null; do
+      sleep "$monitor"
+      for f in /sys/kernel/debug/virtio-ports/*; do
+        echo "GUEST-MON: $(up) port $(tr '\n' ' ' < "$f")"
+      done
+      grep -i virtio /proc/interrupts | while read -r l; do echo "GUEST-MON: $(up) irq $l"; done
+      for t in /proc/[0-9]*; do
+        st=$(cut -d' ' -f3 $t/stat 2>/dev/null)
+        [ "$st" = D ] && echo "GUEST-MON: $(up) D-state \${t##*/} $(cat $t/comm) $(cat $t/wchan)"
+      done
+      for t in /proc/$pid/task/*; do
+        echo "GUEST-MON: $(up) task \${t##*/} $(cat $t/comm) $(cat $t/wchan) $(cat $t/syscall 2>/dev/null)"
+      done
+    done
+  ) &
+  wait $pid
+else
+  ${cmd}
+fi
 say "agent exited with status $?; powering off"
 sync
 /bin/busybox poweroff -f
