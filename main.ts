@@ -5,21 +5,18 @@
  * @module
  */
 
-import { fileSyscalls } from "./ffi/file.ts";
-import { freezeSyscalls } from "./ffi/fsfreeze.ts";
 import { Agent } from "./lib/agent.ts";
 import {
   type Channel,
-  checkSocketActivation,
   FIRST_SOCKET_ACTIVATION_FD,
   openChannel,
+  socketActivation,
 } from "./lib/channels/mod.ts";
 import { COMMANDS, commandTable } from "./lib/commands/mod.ts";
 import { type AgentConfig, channelPathError, resolveConfig } from "./lib/config.ts";
-import { becomeDaemon, isDaemonChild, Pidfile, spawnDaemon, unlinkPidfile } from "./lib/daemon.ts";
+import { isDaemonChild } from "./lib/daemon_child.ts";
 import { fileSink, Logger } from "./lib/log.ts";
-import { buildMountList } from "./lib/mounts.ts";
-import { isExecutable, runCommand } from "./lib/process.ts";
+import { systemPlatform } from "./lib/platform.ts";
 import { Server } from "./lib/serve.ts";
 import { StateDir } from "./lib/state.ts";
 import { DENOGA_VERSION, QGA_COMPAT_VERSION } from "./lib/version.ts";
@@ -28,8 +25,8 @@ const PROG = "denoga";
 const encoder = new TextEncoder();
 
 /** Opens the configured channel, or the one inherited through systemd socket activation. */
-function openConfiguredChannel(config: AgentConfig, log: Logger): Channel {
-  const inherited = checkSocketActivation();
+async function openConfiguredChannel(config: AgentConfig, log: Logger): Promise<Channel> {
+  const inherited = await socketActivation();
   if (inherited > 1) throw new Error("qemu-ga only supports listening on one socket");
   return openChannel({
     method: config.method,
@@ -53,9 +50,11 @@ async function main(args: string[]): Promise<number> {
     Deno.stderr.writeSync(encoder.encode(pathError));
     return 1;
   }
-  // -d: re-run this program detached; it reports back once its channel is open (lib/daemon.ts).
+  // -d: re-run this program detached; it reports back once its channel is open (lib/daemon.ts,
+  // loaded only for -d).
   if (isDaemonChild()) config.daemonize = true;
-  else if (config.daemonize) return await spawnDaemon(args, Deno.mainModule);
+  const daemon = config.daemonize ? await import("./lib/daemon.ts") : undefined;
+  if (daemon && !isDaemonChild()) return await daemon.spawnDaemon(args, Deno.mainModule);
 
   const log = new Logger({ verbose: config.verbose });
   const state = new StateDir(config.statedir);
@@ -102,18 +101,12 @@ async function main(args: string[]): Promise<number> {
     state,
     log,
     frozen,
-    platform: {
-      files: fileSyscalls,
-      freeze: freezeSyscalls,
-      mounts: () => buildMountList(),
-      run: runCommand,
-      isExecutable,
-    },
+    platform: systemPlatform(),
   });
 
   let channel: Channel;
   try {
-    channel = openConfiguredChannel(config, log);
+    channel = await openConfiguredChannel(config, log);
   } catch (e) {
     log.critical((e as Error).message);
     log.critical("failed to create guest agent channel");
@@ -124,14 +117,14 @@ async function main(args: string[]): Promise<number> {
   // Newest qemu-ga daemonizes only now, so channel errors above still reach the terminal. A
   // frozen start defers the pidfile until the thaw (§4).
   let pidfileDeferred = false;
-  if (config.daemonize) {
+  if (daemon) {
     try {
-      becomeDaemon(frozen ? undefined : config.pidfile);
+      daemon.becomeDaemon(frozen ? undefined : config.pidfile);
     } catch (e) {
       log.critical((e as Error).message);
       return 1;
     }
-    addEventListener("unload", () => unlinkPidfile(config.pidfile));
+    addEventListener("unload", () => daemon.unlinkPidfile(config.pidfile));
     pidfileDeferred = frozen;
   }
 
@@ -161,10 +154,10 @@ async function main(args: string[]): Promise<number> {
         // keep logging to stderr, as qemu-ga does
       }
     }
-    if (pidfileDeferred) {
+    if (pidfileDeferred && daemon) {
       pidfileDeferred = false;
       try {
-        Pidfile.write(config.pidfile);
+        daemon.Pidfile.write(config.pidfile);
       } catch (e) {
         log.warning((e as Error).message);
       }

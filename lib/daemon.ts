@@ -12,9 +12,9 @@
  */
 
 import { errno, strerror } from "../ffi/libc.ts";
+import { DAEMON_CHILD_ENV } from "./daemon_child.ts";
 
-/** Environment marker of the re-executed daemon child; its value is unused. */
-export const DAEMON_CHILD_ENV = "DENOGA_DAEMON_CHILD";
+export { DAEMON_CHILD_ENV, isDaemonChild } from "./daemon_child.ts";
 
 const READY = "denoga-ready\n";
 
@@ -45,20 +45,6 @@ const F_WRLCK = 1;
 
 function cstr(s: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(`${s}\0`);
-}
-
-let daemonChild: boolean | undefined;
-
-/**
- * True in the re-executed daemon child (whose command line no longer has `-d`). The marker is
- * removed from the environment on first call so processes the agent starts never see it.
- */
-export function isDaemonChild(): boolean {
-  if (daemonChild === undefined) {
-    daemonChild = Deno.env.get(DAEMON_CHILD_ENV) !== undefined;
-    if (daemonChild) Deno.env.delete(DAEMON_CHILD_ENV);
-  }
-  return daemonChild;
 }
 
 /** A pidfile this process holds locked; {@link Pidfile.remove} unlinks it (qemu-ga at exit). */
@@ -162,7 +148,7 @@ export function reexecCommand(
     return [exe, ...rest];
   }
   const script = decodeURIComponent(new URL(mainModule).pathname);
-  return [exe, "run", "-A", "--no-prompt", "--no-config", script, ...rest];
+  return [exe, "run", "-A", "--no-prompt", "--no-config", "--no-code-cache", script, ...rest];
 }
 
 function ownCmdline(): string[] | undefined {

@@ -37,11 +37,11 @@ import {
   socketName,
   vsockListen,
 } from "../../ffi/socket.ts";
+import { activatedFdCount, type ActivationEnv, FIRST_SOCKET_ACTIVATION_FD } from "./activation.ts";
 import type { Channel, Connection } from "./channel.ts";
 import { streamConnection } from "./virtio_serial.ts";
 
-/** systemd's first passed fd (`SD_LISTEN_FDS_START`). */
-export const FIRST_SOCKET_ACTIVATION_FD = 3;
+export { FIRST_SOCKET_ACTIVATION_FD } from "./activation.ts";
 
 /**
  * Serves a listening socket fd (taken over: made nonblocking, closed by `close()`). Each
@@ -150,28 +150,15 @@ export function openVsockListen(path: string): Channel {
 }
 
 /**
- * systemd socket activation (util/systemd.c check_socket_activation): the number of fds passed
- * when `LISTEN_PID` is this process and `LISTEN_FDS` parses; 0 otherwise. Like qemu-ga it then
- * removes LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES from the environment (children must not see
- * them) and marks the fds close-on-exec.
+ * qemu-ga's check_socket_activation after the environment check: marks the `n` inherited fds
+ * from {@link FIRST_SOCKET_ACTIVATION_FD} close-on-exec.
  *
- * @param env the environment (tests pass a map); defaults to `Deno.env`.
  * @throws Error `Socket activation failed: invalid file descriptor fd = N: <strerror>` (qemu
  * exits 1 there).
  */
-export function checkSocketActivation(
-  env: { get(k: string): string | undefined; delete(k: string): void } = Deno.env,
-  pid: number = Deno.pid,
-): number {
-  const listenPid = parseUlong(env.get("LISTEN_PID"));
-  if (listenPid === undefined || listenPid !== BigInt(pid)) return 0;
-  const nrFds = parseUlong(env.get("LISTEN_FDS"));
-  if (nrFds === undefined) return 0;
-  env.delete("LISTEN_FDS");
-  env.delete("LISTEN_PID");
-  env.delete("LISTEN_FDNAMES");
+export function markActivationFds(n: number): void {
   const sys = fdSys();
-  for (let i = 0; i < Number(nrFds); i++) {
+  for (let i = 0; i < n; i++) {
     const fd = FIRST_SOCKET_ACTIVATION_FD + i;
     let r = syscall6Sync(sys.fcntl, fd, F_GETFD, 0);
     if (!isErr(r)) r = syscall6Sync(sys.fcntl, fd, F_SETFD, Number(r) | FD_CLOEXEC);
@@ -181,16 +168,24 @@ export function checkSocketActivation(
       );
     }
   }
-  return Number(nrFds);
 }
 
-/** qemu_strtoul(s, NULL, 10): the whole string a decimal number (leading blanks allowed). */
-function parseUlong(s: string | undefined): bigint | undefined {
-  if (s === undefined) return undefined;
-  const m = /^[ \t\n\v\f\r]*\+?([0-9]+)$/.exec(s);
-  if (m === null) return undefined;
-  const v = BigInt(m[1]);
-  return v > 0xffff_ffff_ffff_ffffn ? undefined : v;
+/**
+ * systemd socket activation (util/systemd.c check_socket_activation): the number of fds passed
+ * when `LISTEN_PID` is this process and `LISTEN_FDS` parses; 0 otherwise. Like qemu-ga it then
+ * removes LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES from the environment (children must not see
+ * them) and marks the fds close-on-exec ({@link activatedFdCount}, {@link markActivationFds}).
+ *
+ * @param env the environment (tests pass a map); defaults to `Deno.env`.
+ * @throws Error `Socket activation failed: invalid file descriptor fd = N: <strerror>`.
+ */
+export function checkSocketActivation(
+  env: ActivationEnv = Deno.env,
+  pid: number = Deno.pid,
+): number {
+  const n = activatedFdCount(env, pid);
+  markActivationFds(n);
+  return n;
 }
 
 /**

@@ -3,26 +3,19 @@
  * behind one call, with qemu-ga's error texts. `main.ts` logs a thrown error's message and then
  * `failed to initialize guest agent channel` (exit 1), as qemu-ga does.
  *
+ * Each transport's module (and the FFI code behind it) is imported only when that transport is
+ * opened: an agent pays, in start-up time and memory, only for the channel it serves. `deno
+ * compile` still bundles them (the specifiers are literals).
+ *
  * @module
  */
 
 import type { Logger } from "../log.ts";
+import { activatedFdCount, FIRST_SOCKET_ACTIVATION_FD } from "./activation.ts";
 import type { Channel } from "./channel.ts";
-import { ISA_DEFAULT_PATH, openIsaSerial } from "./isa_serial.ts";
-import {
-  checkSocketActivation,
-  FIRST_SOCKET_ACTIVATION_FD,
-  listenerChannelOnFd,
-  listenFdMethod,
-  openVsockListen,
-} from "./listen_fd.ts";
-import { retryingChannel } from "./retry.ts";
-import { openUnixListen } from "./unix.ts";
-import { openVirtioSerial, VIRTIO_DEFAULT_PATH } from "./virtio_serial.ts";
 
 export type { Channel, Connection } from "./channel.ts";
-export { checkSocketActivation, FIRST_SOCKET_ACTIVATION_FD, listenFdMethod };
-export { ISA_DEFAULT_PATH, VIRTIO_DEFAULT_PATH };
+export { FIRST_SOCKET_ACTIVATION_FD };
 
 /** The transports of `-m` (§5.1). */
 export const CHANNEL_METHODS = ["virtio-serial", "isa-serial", "unix-listen", "vsock-listen"];
@@ -32,14 +25,14 @@ export interface OpenChannelOptions {
   /** `-m`: virtio-serial, isa-serial, unix-listen or vsock-listen. Ignored with `listenFd`. */
   method: string;
   /**
-   * `-p`. Defaults: virtio-serial {@link VIRTIO_DEFAULT_PATH}, isa-serial
-   * {@link ISA_DEFAULT_PATH}; required for unix-listen and vsock-listen (`<cid>:<port>`).
+   * `-p`. Defaults: virtio-serial `VIRTIO_DEFAULT_PATH`, isa-serial `ISA_DEFAULT_PATH` (their
+   * modules); required for unix-listen and vsock-listen (`<cid>:<port>`).
    * Ignored with `listenFd`.
    */
   path?: string;
   /**
    * A socket-activated listening fd (normally {@link FIRST_SOCKET_ACTIVATION_FD} once
-   * {@link checkSocketActivation} returned 1): its family decides unix-listen or vsock-listen
+   * {@link socketActivation} returned 1): its family decides unix-listen or vsock-listen
    * and `method`/`path` are discarded, as in qemu-ga (§5.1).
    */
   listenFd?: number;
@@ -56,33 +49,46 @@ export interface OpenChannelOptions {
 }
 
 /**
+ * systemd socket activation (§5.1): how many listening fds were passed (0 when none); they are
+ * then close-on-exec and LISTEN_* is gone from the environment.
+ *
+ * @throws Error `Socket activation failed: invalid file descriptor fd = N: <strerror>`.
+ */
+export async function socketActivation(): Promise<number> {
+  const n = activatedFdCount(Deno.env, Deno.pid);
+  if (n > 0) (await import("./listen_fd.ts")).markActivationFds(n);
+  return n;
+}
+
+/**
  * The channel method for `opts`, with socket activation applied; throws qemu-ga's texts for an
  * unknown method, a missing path or an unsupported listen fd.
  */
-function opener(opts: OpenChannelOptions): () => Channel {
+async function opener(opts: OpenChannelOptions): Promise<() => Promise<Channel>> {
   if (opts.listenFd !== undefined) {
     const fd = opts.listenFd;
-    const method = listenFdMethod(fd);
+    const listen = await import("./listen_fd.ts");
+    const method = listen.listenFdMethod(fd);
     if (method === null) throw new Error("unsupported listen fd type");
     // Both families are served the same way once listening (§6: unix-listen and vsock-listen
     // differ only in how the socket is made).
     let used = false;
     return () => {
       // An inherited fd exists once: after it is closed there is nothing to reopen.
-      if (used) throw new Error(`error binding/listening to specified socket`);
+      if (used) return Promise.reject(new Error(`error binding/listening to specified socket`));
       used = true;
-      return listenerChannelOnFd(fd);
+      return Promise.resolve(listen.listenerChannelOnFd(fd));
     };
   }
   const method = opts.method;
   switch (method) {
     case "virtio-serial": {
-      const path = opts.path ?? VIRTIO_DEFAULT_PATH;
-      return () => openVirtioSerial(path);
+      const path = opts.path; // undefined: the module's default port
+      return async () => (await import("./virtio_serial.ts")).openVirtioSerial(path);
     }
     case "isa-serial": {
-      const path = opts.path ?? ISA_DEFAULT_PATH;
-      return () => openIsaSerial(path);
+      const path = opts.path;
+      return async () => (await import("./isa_serial.ts")).openIsaSerial(path);
     }
     case "unix-listen":
     case "vsock-listen": {
@@ -90,7 +96,9 @@ function opener(opts: OpenChannelOptions): () => Channel {
       if (path === undefined || path === "") {
         throw new Error("must specify a path for this channel");
       }
-      return method === "unix-listen" ? () => openUnixListen(path) : () => openVsockListen(path);
+      return method === "unix-listen"
+        ? async () => (await import("./unix.ts")).openUnixListen(path)
+        : async () => (await import("./listen_fd.ts")).openVsockListen(path);
     }
     default:
       throw new Error(`unsupported channel method/type: ${method}`);
@@ -107,20 +115,21 @@ function opener(opts: OpenChannelOptions): () => Channel {
  *
  * @example
  * ```ts
- * const channel = openChannel({ method: "virtio-serial", log });
+ * const channel = await openChannel({ method: "virtio-serial", log });
  * for (let conn; (conn = await channel.accept()) !== null;) { ... }
  * ```
  */
-export function openChannel(opts: OpenChannelOptions): Channel {
-  const open = opener(opts);
-  if (!opts.retryPath) return open();
+export async function openChannel(opts: OpenChannelOptions): Promise<Channel> {
+  const open = await opener(opts);
+  if (!opts.retryPath) return await open();
   let initial: Channel | undefined;
   try {
-    initial = open();
+    initial = await open();
   } catch (e) {
     opts.log.critical(e instanceof Error ? e.message : String(e));
     opts.log.critical("failed to create guest agent channel");
     opts.log.info("failed to initialize guest agent channel, will retry");
   }
+  const { retryingChannel } = await import("./retry.ts");
   return retryingChannel({ open, log: opts.log, intervalMs: opts.retryIntervalMs, initial });
 }

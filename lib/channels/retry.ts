@@ -16,8 +16,8 @@ export const RETRY_INTERVAL_MS = 5000;
 
 /** What the retrying channel needs; tests shorten the interval. */
 export interface RetryOptions {
-  /** Opens the underlying channel; throws qemu-ga's text on failure. */
-  open: () => Channel;
+  /** Opens the underlying channel; rejects with qemu-ga's text on failure. */
+  open: () => Promise<Channel>;
   /** Where the retry messages go. */
   log: Pick<Logger, "critical" | "warning" | "info">;
   /** The wait between attempts (default {@link RETRY_INTERVAL_MS}). */
@@ -60,7 +60,7 @@ export function retryingChannel(opts: RetryOptions): Channel {
         if (closed) return null;
         if (inner === undefined) {
           try {
-            inner = opts.open();
+            inner = await opts.open();
           } catch (e) {
             log.critical(e instanceof Error ? e.message : String(e));
             log.critical("failed to create guest agent channel");

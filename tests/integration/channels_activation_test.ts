@@ -10,10 +10,12 @@ import { assertEquals, assertOk } from "../assert.ts";
 import { requireReal } from "../fixtures/loopfs.ts";
 
 const MOD = new URL("../../lib/channels/mod.ts", import.meta.url).href;
+const LISTEN = new URL("../../lib/channels/listen_fd.ts", import.meta.url).href;
 
 const CHILD = `
-import { checkSocketActivation, FIRST_SOCKET_ACTIVATION_FD, listenFdMethod, openChannel } from "${MOD}";
-const n = checkSocketActivation();
+import { FIRST_SOCKET_ACTIVATION_FD, openChannel, socketActivation } from "${MOD}";
+import { listenFdMethod } from "${LISTEN}";
+const n = await socketActivation();
 const method = listenFdMethod(FIRST_SOCKET_ACTIVATION_FD);
 console.log(JSON.stringify({ n, method, env: Deno.env.get("LISTEN_FDS") ?? null }));
 // main.ts refuses more than one fd ("qemu-ga only supports listening on one socket").
@@ -21,7 +23,7 @@ if (n !== 1) Deno.exit(0);
 const log = { critical: console.error, warning: console.error, info: console.error };
 let ch;
 try {
-  ch = openChannel({ method: "virtio-serial", listenFd: FIRST_SOCKET_ACTIVATION_FD, log });
+  ch = await openChannel({ method: "virtio-serial", listenFd: FIRST_SOCKET_ACTIVATION_FD, log });
 } catch (e) {
   console.log(JSON.stringify({ error: e.message }));
   Deno.exit(1);

@@ -10,7 +10,7 @@ import {
   parseVsockAddress,
 } from "../../lib/channels/listen_fd.ts";
 import { openChannel } from "../../lib/channels/mod.ts";
-import { assertEquals, assertOk, assertThrows } from "../assert.ts";
+import { assertEquals, assertOk, assertRejects, assertThrows } from "../assert.ts";
 import { closeFd, delay, openPty, socketPair, writeSyncAll } from "./channels_helpers.ts";
 
 const enc = new TextEncoder();
@@ -25,6 +25,13 @@ function memoryLog() {
   };
 }
 
+function rejectsText(fn: () => Promise<unknown>, text: string): Promise<void> {
+  return assertRejects(fn, (e) => {
+    assertEquals((e as Error).message, text);
+    return true;
+  });
+}
+
 function throwsText(fn: () => unknown, text: string): void {
   assertThrows(fn, (e) => {
     assertEquals((e as Error).message, text);
@@ -32,34 +39,37 @@ function throwsText(fn: () => unknown, text: string): void {
   });
 }
 
-Deno.test("openChannel: qemu-ga's texts for bad methods and missing paths", () => {
+Deno.test("openChannel: qemu-ga's texts for bad methods and missing paths", async () => {
   const log = memoryLog();
-  throwsText(() => openChannel({ method: "tcp", log }), "unsupported channel method/type: tcp");
-  throwsText(
+  await rejectsText(
+    () => openChannel({ method: "tcp", log }),
+    "unsupported channel method/type: tcp",
+  );
+  await rejectsText(
     () => openChannel({ method: "unix-listen", log }),
     "must specify a path for this channel",
   );
-  throwsText(
+  await rejectsText(
     () => openChannel({ method: "vsock-listen", log }),
     "must specify a path for this channel",
   );
-  throwsText(
+  await rejectsText(
     () => openChannel({ method: "virtio-serial", path: "/nonexistent/port", log }),
     "error opening channel '/nonexistent/port': No such file or directory",
   );
-  throwsText(
+  await rejectsText(
     () => openChannel({ method: "isa-serial", path: "/nonexistent/tty", log }),
     "error opening channel '/nonexistent/tty': No such file or directory",
   );
   // Configuration errors are thrown even with --retry-path.
-  throwsText(
+  await rejectsText(
     () => openChannel({ method: "bogus", retryPath: true, log }),
     "unsupported channel method/type: bogus",
   );
   assertEquals(log.lines, []);
 });
 
-Deno.test("vsock address syntax: qemu-ga's texts", () => {
+Deno.test("vsock address syntax: qemu-ga's texts", async () => {
   assertEquals(parseVsockAddress("3:1234"), { cid: 3, port: 1234 });
   assertEquals(parseVsockAddress("4294967295:4294967295"), { cid: 0xffffffff, port: 0xffffffff });
   throwsText(() => parseVsockAddress("1234"), "error parsing address '1234'");
@@ -71,7 +81,7 @@ Deno.test("vsock address syntax: qemu-ga's texts", () => {
   throwsText(() => parseVsockAddress("3:4294967296"), "Failed to parse port '4294967296'");
   throwsText(() => parseVsockAddress("3:4:5"), "Failed to parse port '4:5'");
   const log = memoryLog();
-  throwsText(
+  await rejectsText(
     () => openChannel({ method: "vsock-listen", path: "nope", log }),
     "error parsing address 'nope'",
   );
@@ -108,7 +118,7 @@ function firstClosedFd(): number {
   }
 }
 
-Deno.test("listen fd family: unix → unix-listen; pipes, ttys and TCP → unsupported", () => {
+Deno.test("listen fd family: unix → unix-listen; pipes, ttys and TCP → unsupported", async () => {
   const [a, b] = socketPair();
   assertEquals(listenFdMethod(a), "unix-listen");
   const { master } = openPty();
@@ -126,7 +136,7 @@ Deno.test("listen fd family: unix → unix-listen; pipes, ttys and TCP → unsup
     });
   assertOk(tcpFd !== undefined, "an AF_INET socket fd");
   const log = memoryLog();
-  throwsText(
+  await rejectsText(
     () => openChannel({ method: "virtio-serial", listenFd: master, log }),
     "unsupported listen fd type",
   );
@@ -140,7 +150,7 @@ Deno.test("--retry-path: failed opens and ended channels are retried with qemu-g
   const dir = Deno.makeTempDirSync();
   const port = `${dir}/port`;
   const log = memoryLog();
-  const channel = openChannel({
+  const channel = await openChannel({
     method: "virtio-serial",
     path: port,
     retryPath: true,
