@@ -47,7 +47,7 @@
  * timers themselves are unref'ed, and {@link shutdown} terminates all workers at once.
  *
  * `deno compile` note: the worker module is not statically imported, so a compiled agent that may
- * fall back to workers needs `deno compile --include ffi/syscall_worker.ts ...`
+ * fall back to workers needs it included (`deno compile --include ...`, scripts/compile.ts)
  * (clients-and-peers.md §4.5). The worker URL below is resolved against `import.meta.url`, which
  * works both under `deno run` and inside the compiled binary's embedded file system.
  *
@@ -151,8 +151,15 @@ export interface PoolStats {
   spawned: number;
 }
 
-/** Compile needs `--include ffi/syscall_worker.ts` (module comment). */
-const WORKER_URL = new URL("./syscall_worker.ts", import.meta.url);
+/**
+ * The worker module, a sibling of this one: `syscall_worker.ts` in the source tree,
+ * `syscall_worker.js` next to the bundled agent (scripts/bundle.ts), whose code this module then
+ * is part of. Compile needs it `--include`d (module comment).
+ */
+const WORKER_URL = new URL(
+  import.meta.url.endsWith(".ts") ? "./syscall_worker.ts" : "./syscall_worker.js",
+  import.meta.url,
+);
 
 const options: PoolOptions = {
   maxWorkers: 16,

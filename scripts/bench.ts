@@ -19,11 +19,16 @@
  * call and is never decoded), requests prebuilt once. Against a fake agent that answers with
  * canned bytes it sustains ~1.3 GiB/s of guest-file-read replies and ~850k pipelined pings/s.
  *
+ * Which denoga: by default the bundled agent that `deno task compile` embeds (scripts/bundle.ts,
+ * built into a temp dir first) under `deno run` with the agent's flags, i.e. the shipped code in
+ * the closest form this machine can run (`denort` cannot be downloaded here); its idle RSS is then
+ * also measured for `deno run main.ts` (the module tree) and reported on an extra line.
+ * `--source` benchmarks `deno run main.ts` instead; `DENOGA_BIN` runs a compiled denoga (a
+ * wrapper script must `exec` the agent: RSS is read from the spawned PID).
+ *
  * Options: `--quick` (short run for the smoke test), `--only=denoga|qemu-ga`, `--size=MiB` (file
- * size, default 256), `--rounds=N`. Environment: `QEMU_GA` overrides `/usr/sbin/qemu-ga`,
- * `DENOGA_BIN` runs a compiled denoga instead of `deno run main.ts` (a wrapper script must `exec`
- * the agent: RSS is read from the spawned PID). Without qemu-ga, denoga runs alone and the ratios
- * are null.
+ * size, default 256), `--rounds=N`, `--source`. Environment: `QEMU_GA` overrides
+ * `/usr/sbin/qemu-ga`. Without qemu-ga, denoga runs alone and the ratios are null.
  *
  * Output: a table (absolute figures, ratios denoga/qemu-ga, targets) and one line
  * `BENCH_JSON {...}` ({@link BenchSummary}).
@@ -32,6 +37,7 @@
  */
 
 import { AGENT_RUN_FLAGS } from "./agent_flags.ts";
+import { bundleAgent } from "./bundle.ts";
 
 /** Which agent implementation. */
 export type Impl = "denoga" | "qemu-ga";
@@ -63,9 +69,12 @@ export interface BenchOptions {
   rounds: number;
   /** Pause between the ping and the idle RSS sample. */
   idleSettleMs: number;
+  /** Benchmark `deno run main.ts` instead of the bundle. */
+  source: boolean;
 }
 
-const USAGE = "usage: bench.ts [--quick] [--only=denoga|qemu-ga] [--size=MiB] [--rounds=N]";
+const USAGE =
+  "usage: bench.ts [--quick] [--only=denoga|qemu-ga] [--size=MiB] [--rounds=N] [--source]";
 
 /** Parses the command line; throws on unknown options. */
 export function parseOptions(args: readonly string[]): BenchOptions {
@@ -73,8 +82,10 @@ export function parseOptions(args: readonly string[]): BenchOptions {
   let only: Impl | null = null;
   let sizeMiB: number | null = null;
   let rounds: number | null = null;
+  let source = false;
   for (const a of args) {
     if (a === "--quick") quick = true;
+    else if (a === "--source") source = true;
     else if (a.startsWith("--only=")) {
       const v = a.slice("--only=".length);
       if (v !== "denoga" && v !== "qemu-ga") throw new Error(`--only must be denoga or qemu-ga`);
@@ -103,6 +114,7 @@ export function parseOptions(args: readonly string[]): BenchOptions {
     pipelineSeconds: quick ? 0.5 : 2,
     rounds: rounds ?? (quick ? 1 : 3),
     idleSettleMs: quick ? 200 : 1000,
+    source,
   };
 }
 
@@ -433,7 +445,7 @@ class AgentProc {
   }
 
   /** Starts `impl` in a fresh temp dir and waits until its socket accepts connections. */
-  static async start(impl: Impl, dirs: string[]): Promise<AgentProc> {
+  static async start(impl: Impl, dirs: string[], entry?: string): Promise<AgentProc> {
     const dir = await Deno.makeTempDir({ prefix: `denoga-bench-${impl}-` });
     dirs.push(dir);
     const socket = `${dir}/qga.sock`;
@@ -445,7 +457,7 @@ class AgentProc {
       Deno.execPath(),
       "run",
       ...AGENT_RUN_FLAGS,
-      `${ROOT}/main.ts`,
+      entry ?? `${ROOT}/main.ts`,
       ...agentArgs,
     ];
     const proc = new Deno.Command(argv[0], {
@@ -828,6 +840,10 @@ export interface BenchSummary {
   chunkBytes: number;
   deno: string;
   qemuGaVersion: string | null;
+  /** What ran as denoga: the bundle, `main.ts`, or a compiled binary (`DENOGA_BIN`). */
+  denogaForm: "bundle" | "source" | "binary";
+  /** With the bundle: idle RSS of `deno run main.ts` measured the same way (MiB), else null. */
+  sourceIdleRssMiB: number | null;
   /** Why an agent did not run, if one did not. */
   notes: string[];
   denoga: AgentFigures | null;
@@ -845,6 +861,8 @@ export const SUMMARY_KEYS: readonly (keyof BenchSummary)[] = [
   "chunkBytes",
   "deno",
   "qemuGaVersion",
+  "denogaForm",
+  "sourceIdleRssMiB",
   "notes",
   "denoga",
   "qemuGa",
@@ -960,6 +978,16 @@ export function renderTable(s: BenchSummary): string {
     ],
     ["RSS after run (MiB)", fmt(q?.finalRssMiB), fmt(d?.finalRssMiB), "", "", ""],
   ];
+  if (s.sourceIdleRssMiB !== null) {
+    rows.splice(rows.length - 2, 0, [
+      "idle RSS, deno run main.ts (MiB)",
+      "",
+      fmt(s.sourceIdleRssMiB),
+      "",
+      "",
+      "",
+    ]);
+  }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
     r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
@@ -1013,6 +1041,23 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
     impls = ["denoga"];
   }
   const dirs: string[] = [];
+  const binary = Deno.env.get("DENOGA_BIN") !== undefined;
+  const form: BenchSummary["denogaForm"] = binary ? "binary" : o.source ? "source" : "bundle";
+  let entry: string | undefined;
+  if (form === "bundle" && impls.includes("denoga")) {
+    const dir = await Deno.makeTempDir({ prefix: "denoga-bench-bundle-" });
+    dirs.push(dir);
+    entry = (await bundleAgent(dir)).agent;
+    // Deno analyses a module the first time it runs it and caches the result; the module tree
+    // is warm from earlier runs, so warm the new bundle the same way (a deployed agent starts
+    // warm from its second start on; a compiled one never analyses at all).
+    await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...AGENT_RUN_FLAGS, entry, "-V"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+  }
+  let sourceIdleRssMiB: number | null = null;
   const agents = new Map<Impl, AgentProc>();
   const partial = new Map<Impl, Partial<AgentFigures>>();
   const stopAll = async () => {
@@ -1025,8 +1070,19 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   try {
+    if (entry !== undefined) {
+      // The module tree's idle footprint, for comparison with the bundle's (same procedure).
+      const a = await AgentProc.start("denoga", dirs);
+      await a.session("first ping", 30_000, async (c) => {
+        await c.send(PING);
+        await c.lines(PING_REPLY_LEN);
+      });
+      await new Promise((r) => setTimeout(r, o.idleSettleMs));
+      sourceIdleRssMiB = a.memory().rssMiB;
+      await a.stop();
+    }
     for (const impl of impls) {
-      const a = await AgentProc.start(impl, dirs);
+      const a = await AgentProc.start(impl, dirs, impl === "denoga" ? entry : undefined);
       agents.set(impl, a);
       partial.set(impl, { pid: a.pid });
     }
@@ -1055,7 +1111,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
     };
     console.log(
       `bench: ${impls.join(" vs ")}, file size ${o.sizeMiB} MiB, ${o.pingIterations} pings, ` +
-        `${o.rounds} round(s)` + (o.quick ? " (quick)" : ""),
+        `${o.rounds} round(s)` + (o.quick ? " (quick)" : "") + `; denoga: ${form}`,
     );
     await each("idle RSS", async (a, f) => {
       await a.session("first ping", 30_000, async (c) => {
@@ -1144,6 +1200,8 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
     chunkBytes: CHUNK,
     deno: Deno.version.deno,
     qemuGaVersion: q ? await qemuGaVersion() : null,
+    denogaForm: form,
+    sourceIdleRssMiB,
     notes,
     denoga: d,
     qemuGa: q,

@@ -10,13 +10,14 @@
  * Writes `DIR/vmlinuz`, `DIR/initrd.img` (newc cpio, zstd when `zstd` is installed, else gzip) and
  * `DIR/manifest.json`. When the manifest's input hash (this script, the kernel package, busybox,
  * the agent binary and its libraries, for denoga also deno and every file of `main.ts`, `lib/`,
- * `ffi/`) matches, nothing is rebuilt.
+ * `ffi/`) matches, nothing is rebuilt. The denoga image runs the bundled agent (scripts/bundle.ts,
+ * the code `deno task compile` embeds) under `deno run`, from `/opt/denoga/denoga.js`.
  *
  * Needs (CI installs them with apt-get): `busybox-static` (or `busybox`), `qemu-guest-agent` for
  * the qemu-ga image, `apt-get`/`dpkg` to fetch the kernel (`apt-get download` of the package
  * `linux-image-amd64` depends on, unpacked with `dpkg -x` into the cache dir, never installed),
  * `ldd`. Building the denoga image pre-warms a `DENO_DIR` inside the image with `chroot`, so it
- * wants root (without root the guest transpiles on first start, into RAM).
+ * wants root (without root the guest analyses the bundle on first start, into RAM).
  *
  * The guest's `/init` loads the virtio and ext4 modules by path (the package has no modules.dep),
  * mounts proc, sysfs, devtmpfs and tmpfs on /run and /tmp, creates the
@@ -29,6 +30,7 @@
  */
 
 import { AGENT_RUN_FLAGS } from "../agent_flags.ts";
+import { bundleAgent } from "../bundle.ts";
 import { type CpioEntry, writeCpio } from "./cpio.ts";
 
 /** Which agent the image runs. */
@@ -92,7 +94,12 @@ export const MODULES = [
 ] as const;
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
-const SELF_FILES = ["scripts/guest/build.ts", "scripts/guest/cpio.ts", "scripts/agent_flags.ts"];
+const SELF_FILES = [
+  "scripts/guest/build.ts",
+  "scripts/guest/cpio.ts",
+  "scripts/agent_flags.ts",
+  "scripts/bundle.ts",
+];
 const QEMU_GA = "/usr/sbin/qemu-ga";
 const GUEST_DENO = "/usr/local/bin/deno";
 const GUEST_SRC = "/opt/denoga";
@@ -362,7 +369,7 @@ async function writeFile(tree: string, path: string, text: string, mode: number)
   await Deno.chmod(target, mode);
 }
 
-/** Files (relative paths, sorted) of the agent's source that go into a denoga image. */
+/** Files (relative paths, sorted) of the agent's source, which the denoga image is built from. */
 async function denogaSources(): Promise<string[]> {
   const files: string[] = ["main.ts"];
   const walk = async (rel: string): Promise<void> => {
@@ -390,7 +397,7 @@ export function agentCommand(agent: GuestAgent): string[] {
     GUEST_DENO,
     "run",
     ...AGENT_RUN_FLAGS,
-    `${GUEST_SRC}/main.ts`,
+    `${GUEST_SRC}/denoga.js`,
     "-m",
     "virtio-serial",
     "-p",
@@ -534,8 +541,13 @@ async function populate(
   } else {
     await install(tree, Deno.execPath(), GUEST_DENO, 0o755);
     binaries.push(Deno.execPath());
-    for (const rel of await denogaSources()) {
-      await install(tree, `${ROOT}/${rel}`, `${GUEST_SRC}/${rel}`, 0o644);
+    const dir = await Deno.makeTempDir({ prefix: "denoga-guest-bundle-" });
+    try {
+      const b = await bundleAgent(dir);
+      await install(tree, b.agent, `${GUEST_SRC}/denoga.js`, 0o644);
+      await install(tree, b.worker, `${GUEST_SRC}/syscall_worker.js`, 0o644);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   }
   for (const bin of binaries) {
@@ -549,12 +561,13 @@ async function populate(
 
 /**
  * Fills the image's DENO_DIR by running the guest's own deno in a chroot of the tree, so the
- * cached paths are the guest's: `deno cache` of the entry point and the syscall worker (only
- * referenced by URL), then `main.ts -V` to store V8's code cache. Needs root.
+ * cached paths are the guest's: `deno cache` of the bundle and the syscall worker (only
+ * referenced by URL), then `denoga.js -V` (Deno's analysis of the module is cached on first
+ * run). Needs root.
  */
 async function prewarmDenoDir(tree: string, log: (m: string) => void): Promise<boolean> {
   if (Deno.uid() !== 0 || which("chroot") === undefined) {
-    log("not root: DENO_DIR not pre-warmed (the guest transpiles into RAM on first start)");
+    log("not root: DENO_DIR not pre-warmed (the guest analyses the bundle on first start)");
     return false;
   }
   const env = {
@@ -569,12 +582,12 @@ async function prewarmDenoDir(tree: string, log: (m: string) => void): Promise<b
     GUEST_DENO,
     "cache",
     "--no-config",
-    `${GUEST_SRC}/main.ts`,
-    `${GUEST_SRC}/ffi/syscall_worker.ts`,
+    `${GUEST_SRC}/denoga.js`,
+    `${GUEST_SRC}/syscall_worker.js`,
   ], { env, clearEnv: true });
   const version = await run(
     "chroot",
-    [tree, GUEST_DENO, "run", ...AGENT_RUN_FLAGS, `${GUEST_SRC}/main.ts`, "-V"],
+    [tree, GUEST_DENO, "run", ...AGENT_RUN_FLAGS, `${GUEST_SRC}/denoga.js`, "-V"],
     { env, clearEnv: true },
   );
   log(`DENO_DIR pre-warmed (${version.trim().split("\n")[0]})`);

@@ -273,6 +273,8 @@ export interface AgentOptions {
   readonly umask?: number;
   /** Runs before the agent starts, e.g. to create a hook script in the temp dir. */
   readonly setup?: (dir: string) => Promise<void>;
+  /** denoga only: the module `deno run` starts instead of `main.ts` (e.g. the bundle). */
+  readonly entry?: string;
 }
 
 /** A running agent. */
@@ -320,18 +322,19 @@ globalThis.addEventListener("unload", () => {
   }
 });
 
-/** The command line that starts `impl` (the agent arguments appended). */
-export function agentCommand(impl: Impl, agentArgs: readonly string[]): string[] {
+/**
+ * The command line that starts `impl` (the agent arguments appended); denoga runs `entry`
+ * (default `main.ts`) unless `DENOGA_BIN` names a compiled agent.
+ */
+export function agentCommand(
+  impl: Impl,
+  agentArgs: readonly string[],
+  entry = `${REPO_ROOT}/main.ts`,
+): string[] {
   if (impl === "qemu-ga") return [QEMU_GA, ...agentArgs];
   const bin = Deno.env.get("DENOGA_BIN");
   if (bin) return [bin, ...agentArgs];
-  return [
-    Deno.execPath(),
-    "run",
-    ...AGENT_RUN_FLAGS,
-    `${REPO_ROOT}/main.ts`,
-    ...agentArgs,
-  ];
+  return [Deno.execPath(), "run", ...AGENT_RUN_FLAGS, entry, ...agentArgs];
 }
 
 async function collect(stream: ReadableStream<Uint8Array>, sink: (s: string) => void) {
@@ -376,7 +379,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const agentArgs = ["-m", "unix-listen", "-p", socketPath, "-t", statedir];
   if (opts.logfile ?? true) agentArgs.push("-l", logPath);
   for (const a of opts.args ?? []) agentArgs.push(a.replaceAll("@DIR@", dir));
-  let argv = agentCommand(opts.impl, agentArgs);
+  let argv = agentCommand(opts.impl, agentArgs, opts.entry);
   if (opts.umask !== undefined) {
     argv = ["/bin/sh", "-c", `umask ${opts.umask.toString(8)} && exec "$@"`, "sh", ...argv];
   }
@@ -491,8 +494,9 @@ async function untilBlockedInPoll(pid: number): Promise<void> {
 export async function runAgentOnce(
   impl: Impl,
   args: readonly string[],
+  entry?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const argv = agentCommand(impl, args);
+  const argv = agentCommand(impl, args, entry);
   const cwd = await Deno.makeTempDir({ prefix: `denoga-it-${impl}-once-` });
   try {
     const out = await withTimeout(

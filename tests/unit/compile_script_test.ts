@@ -8,6 +8,7 @@
 
 import { assertEquals, assertOk } from "../assert.ts";
 import {
+  AGENT_MODULE,
   cachedDenortPath,
   compileArgs,
   parseCompileOptions,
@@ -117,13 +118,13 @@ Deno.test("compile script: deno compile arguments embed the worker and disable t
   assertOk(args.includes("--no-code-cache"));
   assertEquals(args[args.indexOf("--include") + 1], WORKER_MODULE);
   assertEquals(args[args.indexOf("--output") + 1], "dist/denoga");
-  assertEquals(args[args.length - 1], "main.ts");
+  assertEquals(args[args.length - 1], AGENT_MODULE);
   assertOk(!args.includes("--target"), "host target needs no --target");
   const cross = compileArgs(
     parseCompileOptions(["--target=aarch64-unknown-linux-gnu", "--", "--v8-flags=--foo"]),
   );
   assertEquals(cross[cross.indexOf("--target") + 1], "aarch64-unknown-linux-gnu");
-  assertOk(cross.indexOf("--v8-flags=--foo") < cross.indexOf("main.ts"));
+  assertOk(cross.indexOf("--v8-flags=--foo") < cross.indexOf(AGENT_MODULE));
 });
 
 Deno.test("compile script: cache path is deno's dl/release layout", () => {

@@ -1,0 +1,94 @@
+/**
+ * The bundled agent (scripts/bundle.ts: what `deno task compile` embeds and the test guest runs)
+ * behaves like `main.ts`: the same request script gets byte-identical replies from both, with the
+ * bundle forced onto the Worker executor so that its separately bundled `syscall_worker.js` is
+ * loaded and used; `-V` and `-b help` print the same.
+ */
+
+import { bundleAgent } from "../../scripts/bundle.ts";
+import { assertEquals } from "../assert.ts";
+import { type Agent, RawClient, runAgentOnce, showBytes, startAgent } from "./harness.ts";
+
+const dec = new TextDecoder();
+
+let bundled: Promise<{ dir: string; agent: string }> | undefined;
+function bundle(): Promise<{ dir: string; agent: string }> {
+  bundled ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "denoga-bundle-test-" });
+    return { dir, agent: (await bundleAgent(dir)).agent };
+  })();
+  return bundled;
+}
+
+/** Requests for an agent whose temp dir is `dir`; each gets exactly one reply line. */
+function script(dir: string): string[] {
+  const file = `${dir}/bundle-test.txt`;
+  return [
+    '\xff{"execute":"guest-sync-delimited","arguments":{"id":18446744073709551615}}',
+    '{"execute":"guest-ping","id":"p1"}',
+    '{"execute":"guest-info"}',
+    '{"execute":}',
+    '{"execute":"guest-nope","id":7}',
+    `{"execute":"guest-file-open","arguments":{"path":${JSON.stringify(file)},"mode":"w+"}}`,
+    '{"execute":"guest-file-write","arguments":{"handle":1000,"buf-b64":"aGVsbG8gd29ybGQ="}}',
+    '{"execute":"guest-file-seek","arguments":{"handle":1000,"offset":6,"whence":"set"}}',
+    '{"execute":"guest-file-read","arguments":{"handle":1000,"count":100}}',
+    '{"execute":"guest-file-flush","arguments":{"handle":1000}}',
+    '{"execute":"guest-file-close","arguments":{"handle":1000}}',
+    '{"execute":"guest-file-read","arguments":{"handle":1000}}',
+    '{"execute":"guest-fsfreeze-status"}',
+    '{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":["/nonexistent-mnt"]}}',
+    '{"execute":"guest-fsfreeze-status"}',
+  ];
+}
+
+async function transcript(agent: Agent): Promise<string[]> {
+  const c = await RawClient.connect(agent.socketPath);
+  try {
+    const out: string[] = [];
+    for (const req of script(agent.dir)) {
+      await c.send(Uint8Array.from(req, (ch) => ch.charCodeAt(0) & 0xff));
+      out.push(showBytes(await c.recvLine()));
+    }
+    return out;
+  } finally {
+    c.close();
+  }
+}
+
+Deno.test({
+  name: "bundle: the same request script gets the same replies as main.ts (worker executor)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { agent: entry } = await bundle();
+    const fromSource = await startAgent({ impl: "denoga" });
+    const fromBundle = await startAgent({
+      impl: "denoga",
+      entry,
+      env: { DENOGA_SYSCALL_EXECUTOR: "worker" },
+    });
+    try {
+      const [a, b] = [await transcript(fromSource), await transcript(fromBundle)];
+      assertEquals(b, a);
+      const contents = dec.decode(await Deno.readFile(`${fromBundle.dir}/bundle-test.txt`));
+      assertEquals(contents, "hello world");
+    } finally {
+      await fromSource.dispose();
+      await fromBundle.dispose();
+    }
+  },
+});
+
+Deno.test("bundle: -V and -b help print what main.ts prints", async () => {
+  const { agent: entry } = await bundle();
+  for (const args of [["-V"], ["-b", "help"]]) {
+    const a = await runAgentOnce("denoga", args);
+    const b = await runAgentOnce("denoga", args, entry);
+    assertEquals(b, a);
+  }
+});
+
+Deno.test("bundle: clean up", async () => {
+  if (bundled) await Deno.remove((await bundled).dir, { recursive: true });
+});
