@@ -37,7 +37,7 @@ import {
   socketName,
   vsockListen,
 } from "../../ffi/socket.ts";
-import { activatedFdCount, type ActivationEnv, FIRST_SOCKET_ACTIVATION_FD } from "./activation.ts";
+import { FIRST_SOCKET_ACTIVATION_FD } from "./activation.ts";
 import type { Channel, Connection } from "./channel.ts";
 import { streamConnection } from "./virtio_serial.ts";
 
@@ -150,8 +150,9 @@ export function openVsockListen(path: string): Channel {
 }
 
 /**
- * qemu-ga's check_socket_activation after the environment check: marks the `n` inherited fds
- * from {@link FIRST_SOCKET_ACTIVATION_FD} close-on-exec.
+ * The second half of socket activation (`socketActivation` in lib/channels/mod.ts), after the
+ * environment check: marks the `n` inherited fds from {@link FIRST_SOCKET_ACTIVATION_FD}
+ * close-on-exec.
  *
  * @throws Error `Socket activation failed: invalid file descriptor fd = N: <strerror>` (qemu
  * exits 1 there).
@@ -168,24 +169,6 @@ export function markActivationFds(n: number): void {
       );
     }
   }
-}
-
-/**
- * systemd socket activation (util/systemd.c check_socket_activation): the number of fds passed
- * when `LISTEN_PID` is this process and `LISTEN_FDS` parses; 0 otherwise. Like qemu-ga it then
- * removes LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES from the environment (children must not see
- * them) and marks the fds close-on-exec ({@link activatedFdCount}, {@link markActivationFds}).
- *
- * @param env the environment (tests pass a map); defaults to `Deno.env`.
- * @throws Error `Socket activation failed: invalid file descriptor fd = N: <strerror>`.
- */
-export function checkSocketActivation(
-  env: ActivationEnv = Deno.env,
-  pid: number = Deno.pid,
-): number {
-  const n = activatedFdCount(env, pid);
-  markActivationFds(n);
-  return n;
 }
 
 /**

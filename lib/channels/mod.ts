@@ -4,14 +4,14 @@
  * `failed to initialize guest agent channel` (exit 1), as qemu-ga does.
  *
  * Each transport's module (and the FFI code behind it) is imported only when that transport is
- * opened: an agent pays, in start-up time and memory, only for the channel it serves. `deno
- * compile` still bundles them (the specifiers are literals).
+ * opened: an agent pays, in start-up time and memory, only for the channel it serves. The bundle
+ * (scripts/bundle.ts) inlines them and still evaluates them only on first use.
  *
  * @module
  */
 
 import type { Logger } from "../log.ts";
-import { activatedFdCount, FIRST_SOCKET_ACTIVATION_FD } from "./activation.ts";
+import { activatedFdCount, type ActivationEnv, FIRST_SOCKET_ACTIVATION_FD } from "./activation.ts";
 import type { Channel } from "./channel.ts";
 
 export type { Channel, Connection } from "./channel.ts";
@@ -49,13 +49,20 @@ export interface OpenChannelOptions {
 }
 
 /**
- * systemd socket activation (§5.1): how many listening fds were passed (0 when none); they are
- * then close-on-exec and LISTEN_* is gone from the environment.
+ * systemd socket activation (§5.1, util/systemd.c check_socket_activation): how many listening
+ * fds were passed when `LISTEN_PID` is this process and `LISTEN_FDS` parses, else 0. Like
+ * qemu-ga it then removes LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES from the environment (children
+ * must not see them) and marks the fds close-on-exec.
  *
- * @throws Error `Socket activation failed: invalid file descriptor fd = N: <strerror>`.
+ * @param env the environment (tests pass a map); defaults to `Deno.env`.
+ * @throws Error `Socket activation failed: invalid file descriptor fd = N: <strerror>` (qemu
+ * exits 1 there).
  */
-export async function socketActivation(): Promise<number> {
-  const n = activatedFdCount(Deno.env, Deno.pid);
+export async function socketActivation(
+  env: ActivationEnv = Deno.env,
+  pid: number = Deno.pid,
+): Promise<number> {
+  const n = activatedFdCount(env, pid);
   if (n > 0) (await import("./listen_fd.ts")).markActivationFds(n);
   return n;
 }

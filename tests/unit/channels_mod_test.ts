@@ -4,12 +4,8 @@
  * and `-r/--retry-path` (§6) reopening a channel with qemu-ga's log lines.
  */
 
-import {
-  checkSocketActivation,
-  listenFdMethod,
-  parseVsockAddress,
-} from "../../lib/channels/listen_fd.ts";
-import { openChannel } from "../../lib/channels/mod.ts";
+import { listenFdMethod, parseVsockAddress } from "../../lib/channels/listen_fd.ts";
+import { openChannel, socketActivation } from "../../lib/channels/mod.ts";
 import { assertEquals, assertOk, assertRejects, assertThrows } from "../assert.ts";
 import { closeFd, delay, openPty, socketPair, writeSyncAll } from "./channels_helpers.ts";
 
@@ -87,27 +83,27 @@ Deno.test("vsock address syntax: qemu-ga's texts", async () => {
   );
 });
 
-Deno.test("socket activation: LISTEN_PID/LISTEN_FDS checks and environment cleanup", () => {
+Deno.test("socket activation: LISTEN_PID/LISTEN_FDS checks and environment cleanup", async () => {
   const env = (vars: Record<string, string>) => {
     const m = new Map(Object.entries(vars));
     return { m, get: (k: string) => m.get(k), delete: (k: string) => void m.delete(k) };
   };
-  assertEquals(checkSocketActivation(env({}), 42), 0);
-  assertEquals(checkSocketActivation(env({ LISTEN_PID: "41", LISTEN_FDS: "1" }), 42), 0);
-  assertEquals(checkSocketActivation(env({ LISTEN_PID: "42x", LISTEN_FDS: "1" }), 42), 0);
-  assertEquals(checkSocketActivation(env({ LISTEN_PID: "42" }), 42), 0);
+  assertEquals(await socketActivation(env({}), 42), 0);
+  assertEquals(await socketActivation(env({ LISTEN_PID: "41", LISTEN_FDS: "1" }), 42), 0);
+  assertEquals(await socketActivation(env({ LISTEN_PID: "42x", LISTEN_FDS: "1" }), 42), 0);
+  assertEquals(await socketActivation(env({ LISTEN_PID: "42" }), 42), 0);
   // LISTEN_FDS 0: accepted, and the variables are removed (no fcntl on unknown fds).
   const e = env({ LISTEN_PID: "42", LISTEN_FDS: "0", LISTEN_FDNAMES: "x" });
-  assertEquals(checkSocketActivation(e, 42), 0);
+  assertEquals(await socketActivation(e, 42), 0);
   assertEquals([...e.m.keys()], [], "LISTEN_* removed");
   // An fd that is not open: qemu-ga's text.
-  throwsText(
-    () => checkSocketActivation(env({ LISTEN_PID: "42", LISTEN_FDS: "1000" }), 42),
+  await rejectsText(
+    () => socketActivation(env({ LISTEN_PID: "42", LISTEN_FDS: "1000" }), 42),
     `Socket activation failed: invalid file descriptor fd = ${firstClosedFd()}: Bad file descriptor`,
   );
 });
 
-/** The first fd from 3 up that is not open (checkSocketActivation stops there). */
+/** The first fd from 3 up that is not open (socketActivation stops there). */
 function firstClosedFd(): number {
   for (let fd = 3;; fd++) {
     try {
