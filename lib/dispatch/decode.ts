@@ -104,6 +104,7 @@ function decodeStruct(
   prefix: string,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  let used = 0;
   for (const m of members) {
     const full = memberPath(prefix, m.name);
     const v = dict.get(m.name);
@@ -112,13 +113,13 @@ function decodeStruct(
       throw genericError(`Parameter '${full}' is missing`);
     }
     out[m.name] = decodeValue(v, m.type, full, m.name);
+    used++;
   }
   // Leftover members are reported after every known one decoded; with several, QEMU names
-  // the first its GLib hash table yields.
-  const keys = [...dict.keys()];
-  const consumed = members.filter((m) => dict.has(m.name)).map((m) => m.name);
-  if (consumed.length < keys.length) {
-    const leftover = firstLeftover(qdictOrder(keys), consumed)!;
+  // the first its GLib hash table yields. Only a request with leftovers pays for finding it.
+  if (used < dict.size) {
+    const consumed = members.filter((m) => dict.has(m.name)).map((m) => m.name);
+    const leftover = firstLeftover(qdictOrder([...dict.keys()]), consumed)!;
     throw genericError(`Parameter '${memberPath(prefix, leftover)}' is unexpected`);
   }
   return out;
