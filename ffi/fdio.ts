@@ -18,9 +18,11 @@
  *   waiting writer) of the 32; far below `ffi/blocking.ts`'s cap of 16 for its own calls;
  * - every wait also polls a private eventfd, so {@link FdStream.close} wakes pending waits at
  *   once and closes the fd only after the last one returned (no fd leak, no EBUSY on reopen);
- * - back-off sleeps (virtio with no host attached, §6: 100 ms like qemu-ga) are a `ppoll` on that
- *   eventfd with a timeout, on the pool: no `setTimeout` (the first timer costs ~4 MiB RSS) and
- *   ~0 CPU while idle.
+ * - a virtio port with no host attached reads 0 and polls POLLHUP at once for as long as nobody
+ *   is there (§6: qemu-ga reads again every 100 ms); the stream instead waits for the port's
+ *   next change with an edge-triggered epoll on the pool ({@link ChangeWaiter}), so an idle agent
+ *   makes no system calls at all. Sleeps are ppolls on the eventfd with a timeout: no
+ *   `setTimeout` (the first timer costs ~4 MiB RSS).
  *
  * Architectures: Linux x86-64 and aarch64 (the system call numbers below). aarch64 has no
  * poll(2), so ppoll is used on both.
@@ -63,6 +65,12 @@ export interface FdSyscallNumbers {
   readonly close: number;
   /** ioctl(fd, request, arg) */
   readonly ioctl: number;
+  /** epoll_create1(flags) */
+  readonly epoll_create1: number;
+  /** epoll_ctl(epfd, op, fd, event) */
+  readonly epoll_ctl: number;
+  /** epoll_pwait(epfd, events, maxevents, timeout, sigmask, sigsetsize) (aarch64 has no epoll_wait) */
+  readonly epoll_pwait: number;
 }
 
 /**
@@ -86,6 +94,9 @@ const FD_NUMBERS: Readonly<Record<"x86_64" | "aarch64", FdSyscallNumbers>> = {
     write: 1,
     close: 3,
     ioctl: 16,
+    epoll_create1: 291,
+    epoll_ctl: 233,
+    epoll_pwait: 281,
   },
   aarch64: {
     ppoll: 73,
@@ -103,6 +114,9 @@ const FD_NUMBERS: Readonly<Record<"x86_64" | "aarch64", FdSyscallNumbers>> = {
     write: 64,
     close: 57,
     ioctl: 29,
+    epoll_create1: 20,
+    epoll_ctl: 21,
+    epoll_pwait: 22,
   },
 };
 
@@ -203,15 +217,84 @@ export async function pollWait(
   }
 }
 
+/** epoll(7) flags (uapi/linux/eventpoll.h). */
+const EPOLLIN = 0x001;
+const EPOLLOUT = 0x004;
+const EPOLLET = 0x8000_0000;
+const EPOLL_CTL_ADD = 1;
+
+/**
+ * `struct epoll_event`: packed on x86-64 (u32 events, u64 data: 12 bytes), naturally aligned on
+ * aarch64 (16 bytes).
+ */
+function epollEvent(events: number): Uint8Array {
+  const b = new Uint8Array(Deno.build.arch === "x86_64" ? 12 : 16);
+  new DataView(b.buffer).setUint32(0, events >>> 0, true);
+  return b;
+}
+
+/**
+ * Waits for the *next change* of an fd's state, which plain poll cannot do for a virtio port with
+ * no host attached: it reports POLLHUP (and POLLIN, with read() returning 0) for as long as the
+ * host stays away, so a poll returns at once. An edge-triggered epoll registration is only
+ * reported again after the driver wakes the port's wait queue, which it does when a host
+ * attaches or detaches, data arrives or sent data is consumed (virtio_console.c). The stream's
+ * wake eventfd is registered level-triggered, so {@link FdStream.close} ends a wait at once.
+ * One waiter per direction: an edge is reported to one epoll_wait only.
+ */
+class ChangeWaiter {
+  readonly #epfd: number;
+
+  constructor(fd: number, wake: number) {
+    const sys = fdSys();
+    this.#epfd = check(syscall6Sync(sys.epoll_create1, O_CLOEXEC));
+    try {
+      check(syscall6Sync(sys.epoll_ctl, this.#epfd, EPOLL_CTL_ADD, wake, epollEvent(EPOLLIN)));
+      const ev = epollEvent(EPOLLIN | EPOLLOUT | EPOLLET);
+      check(syscall6Sync(sys.epoll_ctl, this.#epfd, EPOLL_CTL_ADD, fd, ev));
+    } catch (e) {
+      closeFd(this.#epfd);
+      throw e;
+    }
+  }
+
+  /** Resolves after the next change of the fd (or the first wait: its current state), a close, or `timeoutMs`. */
+  async wait(timeoutMs: number): Promise<void> {
+    const events = new Uint8Array(32); // room for both registrations on either layout
+    for (;;) {
+      const ret = await syscall6(fdSys().epoll_pwait, this.#epfd, events, 2, timeoutMs, null, 8);
+      if (ret === -BigInt(EINTR)) continue;
+      if (isErr(ret)) throw new OsError(Number(-ret));
+      return;
+    }
+  }
+
+  close(): void {
+    closeFd(this.#epfd);
+  }
+}
+
 /** What a read of 0 bytes (end of file) means for a stream. */
 export type EofPolicy =
-  /** virtio-serial: no host attached; sleep 100 ms and read again, forever (§6). */
+  /**
+   * virtio-serial: no host attached; wait for the port's next change (a host attaching, data)
+   * and read again, forever (§6).
+   */
   | "backoff"
   /** sockets: the peer is gone; the read resolves null. */
   | "end";
 
-/** How long an EOF (or a HUP while writing) is slept on before trying again (qemu-ga, §6). */
+/**
+ * How long a persistent error is slept on before trying again (qemu-ga's 100 ms back-off, §6);
+ * also the EOF/HUP back-off where an fd's changes cannot be waited for (no epoll).
+ */
 export const EOF_BACKOFF_MS = 100;
+
+/**
+ * The longest wait for a change of a port with no host attached before looking again anyway: a
+ * safety net, not the mechanism (one wake-up per 5 s instead of qemu-ga's ten per second).
+ */
+export const CHANGE_WAIT_MAX_MS = 5000;
 
 /**
  * One nonblocking fd with reads and writes that can be in flight at the same time (module
@@ -224,6 +307,8 @@ export class FdStream {
   #closed = false;
   #waits = 0;
   #writeChain: Promise<void> = Promise.resolve();
+  /** Change waiters for reads at EOF and writes at HUP (created on first need). */
+  #changes: { read?: ChangeWaiter | null; write?: ChangeWaiter | null } = {};
   /** EOF handling; may be changed between reads. */
   eof: EofPolicy;
   /** Sleeps taken because of EOF since the last byte was read (tests, diagnostics). */
@@ -259,6 +344,33 @@ export class FdStream {
   }
 
   /**
+   * Waits until the fd's state changes (see {@link ChangeWaiter}), at most
+   * {@link CHANGE_WAIT_MAX_MS}; where epoll cannot watch the fd, sleeps {@link EOF_BACKOFF_MS}.
+   */
+  async #waitForChange(direction: "read" | "write"): Promise<void> {
+    let waiter = this.#changes[direction];
+    if (waiter === undefined) {
+      try {
+        waiter = new ChangeWaiter(this.fd, this.#wake);
+      } catch {
+        waiter = null; // e.g. EPERM: a regular file cannot be watched
+      }
+      this.#changes[direction] = waiter;
+    }
+    if (waiter === null) {
+      await this.sleep(EOF_BACKOFF_MS);
+      return;
+    }
+    this.#waits++;
+    try {
+      await waiter.wait(CHANGE_WAIT_MAX_MS);
+    } finally {
+      this.#waits--;
+      this.#closeIfIdle();
+    }
+  }
+
+  /**
    * Reads into `buf`: the byte count; null at EOF under the "end" policy or once closed.
    *
    * @throws OsError on a read error (for virtio that ends the channel, §6).
@@ -277,9 +389,11 @@ export class FdStream {
       if (n === 0n) {
         if (this.eof === "end") return null;
         // virtio: read() returns 0 at once while no host is attached and POLLHUP stays set, so
-        // polling would spin; qemu-ga sleeps 100 ms (§6, clients-and-peers.md §4.4).
+        // polling would spin; qemu-ga sleeps 100 ms and reads again (§6, clients-and-peers.md
+        // §4.4). Here the wait ends when the port changes: no wake-ups while nobody is there,
+        // and no delay when a host attaches.
         this.eofBackoffs++;
-        await this.sleep(EOF_BACKOFF_MS);
+        await this.#waitForChange("read");
         continue;
       }
       const e = Number(-n);
@@ -294,8 +408,9 @@ export class FdStream {
 
   /**
    * Writes all of `data` (writes are queued behind each other, never behind a read). EAGAIN waits
-   * for POLLOUT; a HUP without POLLOUT (virtio with the host gone) sleeps 100 ms and retries, as
-   * qemu-ga retries until everything is written (§6) but without its busy loop.
+   * for POLLOUT; a HUP without POLLOUT (virtio with the host gone) waits for the port's next
+   * change and retries, as qemu-ga retries until everything is written (§6) but without its
+   * busy loop.
    *
    * @throws OsError on a write error, Error once closed.
    */
@@ -322,7 +437,7 @@ export class FdStream {
       if (revents & POLLNVAL) throw new OsError(9);
       if ((revents & (POLLHUP | POLLERR)) && !(revents & POLLOUT)) {
         // virtio reports POLLHUP (and no POLLOUT) for as long as the host is detached.
-        await this.sleep(EOF_BACKOFF_MS);
+        await this.#waitForChange("write");
       }
     }
   }
@@ -340,6 +455,8 @@ export class FdStream {
 
   #closeIfIdle(): void {
     if (!this.#closed || this.#waits > 0 || this.fd === -1) return;
+    this.#changes.read?.close();
+    this.#changes.write?.close();
     closeFd(this.fd);
     closeFd(this.#wake);
     this.fd = -1;

@@ -7,7 +7,7 @@
  * EOF (a hung-up line) closes the *connection*: the agent's session ends and it accepts again.
  * Deliberate difference: qemu-ga closes the tty at that point and then idles deaf until
  * restarted; denoga keeps the tty open and hands out a new connection on it, which idles
- * (EOF backoff of 100 ms, ~0 CPU) until the line delivers data again. The fd is never closed
+ * (waiting for the tty's next change, no wake-ups) until the line delivers data again. The fd is never closed
  * except by `close()`, and the parser (above the seam) is never reset.
  *
  * @module

@@ -6,9 +6,11 @@
  *
  * The single connection reads and writes through `ffi/fdio.ts`'s {@link FdStream}: a reply write
  * never waits behind the pending read, nothing blocks the event loop, and while no host is
- * attached (read() returns 0, POLLHUP stays set) it sleeps 100 ms between reads like qemu-ga,
- * on a pool thread without any timer, at ~0 CPU. The JSON parser lives above this seam and is
- * never reset (§2.1): hosts resync with 0xFF + guest-sync-delimited.
+ * attached (read() returns 0, POLLHUP stays set) it waits for the port's next change (an
+ * edge-triggered epoll, woken when a host attaches or data arrives) instead of qemu-ga's read
+ * every 100 ms: no wake-ups at all while nobody is there, no delay when a host attaches. The
+ * JSON parser lives above this seam and is never reset (§2.1): hosts resync with 0xFF +
+ * guest-sync-delimited.
  *
  * Why not `Deno.open`: clients-and-peers.md §4.4 (write queued behind read, writeSync freezing
  * the event loop, fd leaked by close during a pending read, hence EBUSY on reopen).

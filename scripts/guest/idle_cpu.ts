@@ -1,0 +1,64 @@
+/**
+ * `deno run -A scripts/guest/idle_cpu.ts [--agent=denoga|qemu-ga] [--seconds=30]`: boots the test
+ * guest (QEMU/TCG, scripts/guest/build.ts), lets the agent sit with no host attached for
+ * `seconds`, and reports the CPU time it used meanwhile, read by the agent itself from
+ * `/proc/self/stat` before and after (issue #3: "idle CPU of the agent with no host attached must
+ * be ~0%"). With no host attached a virtio-serial read returns EOF at once; both agents sleep
+ * 100 ms between reads. A measurement, not a test.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { bootGuest, guestImage } from "../../tests/fixtures/guest/vm.ts";
+import { QgaRawClient } from "../../tests/fixtures/guest/qga_client.ts";
+import type { GuestAgent } from "./build.ts";
+
+const { values } = parseArgs({
+  options: {
+    agent: { type: "string", default: "denoga" },
+    seconds: { type: "string", default: "30" },
+  },
+});
+const agent: GuestAgent = values.agent === "qemu-ga" ? "qemu-ga" : "denoga";
+const seconds = Number(values.seconds);
+let nextId = 1;
+
+/** The agent's CPU time (user + system, clock ticks of 10 ms) and the guest's uptime. */
+async function sample(socket: string): Promise<{ ticks: number; uptime: number }> {
+  const c = await QgaRawClient.connect(socket);
+  try {
+    await c.syncDelimited(nextId++, 60_000);
+    const read = async (path: string) => {
+      const h = await c.callById<number>("guest-file-open", { path }, nextId++);
+      const r = await c.callById<{ "buf-b64": string }>(
+        "guest-file-read",
+        { handle: h, count: 8192 },
+        nextId++,
+      );
+      await c.callById("guest-file-close", { handle: h }, nextId++);
+      return new TextDecoder().decode(Uint8Array.fromBase64(r["buf-b64"]));
+    };
+    const stat = await read("/proc/self/stat");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const uptime = Number((await read("/proc/uptime")).split(" ")[0]);
+    return { ticks: Number(f[11]) + Number(f[12]), uptime };
+  } finally {
+    c.close();
+  }
+}
+
+const vm = await bootGuest(await guestImage(agent));
+try {
+  const a = await sample(vm.socket);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const b = await sample(vm.socket);
+  const cpu = (b.ticks - a.ticks) / 100;
+  const wall = b.uptime - a.uptime;
+  console.log(
+    `[${agent}] no host for ${wall.toFixed(1)} s (guest clock): ${cpu.toFixed(2)} s of CPU ` +
+      `(${((cpu / wall) * 100).toFixed(2)} % of one vCPU, including one sample's requests)`,
+  );
+} finally {
+  await vm.dispose();
+}
