@@ -311,7 +311,7 @@ export class FdStream {
   #changes: { read?: ChangeWaiter | null; write?: ChangeWaiter | null } = {};
   /** EOF handling; may be changed between reads. */
   eof: EofPolicy;
-  /** Sleeps taken because of EOF since the last byte was read (tests, diagnostics). */
+  /** Waits taken because of EOF since the last byte was read (tests, diagnostics). */
   eofBackoffs = 0;
   /** Bytes read so far. */
   bytesRead = 0;
