@@ -44,8 +44,13 @@ import {
   strerror,
 } from "../../ffi/libc.ts";
 import { AT_FDCWD, SYS, syscall6Sync } from "../../ffi/rawsyscall.ts";
+import { childDenoUnavailable } from "../fixtures/emulation.ts";
 
-Deno.test("libc is opened lazily, on first use only", async () => {
+Deno.test({
+  name: "libc is opened lazily, on first use only" +
+    (childDenoUnavailable() ? ` [SKIPPED: ${childDenoUnavailable()}]` : ""),
+  ignore: childDenoUnavailable() !== undefined,
+}, async () => {
   // A fresh isolate: importing the modules must not dlopen (nor mmap a trampoline) anything.
   const url = new URL("../../ffi/libc.ts", import.meta.url).href;
   const others = ["rawsyscall.ts", "blocking.ts", "file.ts", "fsfreeze.ts"]

@@ -36,6 +36,7 @@ import {
   SEEK_END,
   SEEK_SET,
 } from "../../ffi/libc.ts";
+import { mdweUnsupported } from "../fixtures/emulation.ts";
 
 /** Calls only these tests need, per architecture (kernel uapi headers, like ffi/rawsyscall.ts). */
 const EXTRA = Deno.build.arch === "x86_64"
@@ -244,12 +245,6 @@ Deno.test("bad arguments reject (async) or throw (sync) before any system call",
   assert.throws(() => syscall6Sync(s.close, Number.NaN), RangeError);
   assert.equal(pendingSyscalls(), 0);
 });
-
-/** PR_SET_MDWE (Linux ≥ 6.3) makes mprotect refuse to add PROT_EXEC, like deny_execmem. */
-function mdweUnsupported(): string | undefined {
-  const [major, minor] = Deno.osRelease().split(".").map((x) => parseInt(x, 10));
-  return major > 6 || (major === 6 && minor >= 3) ? undefined : "kernel < 6.3 has no PR_SET_MDWE";
-}
 
 Deno.test({
   name: "no executable memory: unavailable with the reason; calls reject, sync calls throw" +
