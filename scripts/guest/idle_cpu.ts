@@ -11,7 +11,7 @@
 
 import { parseArgs } from "node:util";
 import { bootGuest, guestImage } from "../../tests/fixtures/guest/vm.ts";
-import { QgaRawClient } from "../../tests/fixtures/guest/qga_client.ts";
+import { agentCpuTicks, freshId, QgaRawClient } from "../../tests/fixtures/guest/qga_client.ts";
 import type { GuestAgent } from "./build.ts";
 
 const { values } = parseArgs({
@@ -22,27 +22,14 @@ const { values } = parseArgs({
 });
 const agent: GuestAgent = values.agent === "qemu-ga" ? "qemu-ga" : "denoga";
 const seconds = Number(values.seconds);
-let nextId = 1;
-
 /** The agent's CPU time (user + system, clock ticks of 10 ms) and the guest's uptime. */
 async function sample(socket: string): Promise<{ ticks: number; uptime: number }> {
   const c = await QgaRawClient.connect(socket);
   try {
-    await c.syncDelimited(nextId++, 60_000);
-    const read = async (path: string) => {
-      const h = await c.callById<number>("guest-file-open", { path }, nextId++);
-      const r = await c.callById<{ "buf-b64": string }>(
-        "guest-file-read",
-        { handle: h, count: 8192 },
-        nextId++,
-      );
-      await c.callById("guest-file-close", { handle: h }, nextId++);
-      return new TextDecoder().decode(Uint8Array.fromBase64(r["buf-b64"]));
-    };
-    const stat = await read("/proc/self/stat");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const uptime = Number((await read("/proc/uptime")).split(" ")[0]);
-    return { ticks: Number(f[11]) + Number(f[12]), uptime };
+    await c.syncDelimited(freshId(), 60_000);
+    const ticks = await agentCpuTicks(c);
+    const uptime = Number((await c.readGuestText("/proc/uptime")).split(" ")[0]);
+    return { ticks, uptime };
   } finally {
     c.close();
   }

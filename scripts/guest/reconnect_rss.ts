@@ -30,7 +30,13 @@
 
 import { parseArgs } from "node:util";
 import { bootGuest, guestImage } from "../../tests/fixtures/guest/vm.ts";
-import { QgaRawClient, ReadTimeout } from "../../tests/fixtures/guest/qga_client.ts";
+import {
+  agentCpuTicks,
+  agentRssKiB,
+  freshId,
+  QgaRawClient,
+  ReadTimeout,
+} from "../../tests/fixtures/guest/qga_client.ts";
 import type { GuestAgent } from "./build.ts";
 
 const { values } = parseArgs({
@@ -47,27 +53,10 @@ const half = values["half-request"] !== "false";
 const RESYNC_TIMEOUT_MS = 10_000;
 const RESYNC_ATTEMPTS = 5;
 
-let nextId = 1;
-
-async function readGuestFile(c: QgaRawClient, path: string): Promise<string> {
-  const h = await c.callById<number>("guest-file-open", { path }, nextId++);
-  const r = await c.callById<{ "buf-b64": string }>(
-    "guest-file-read",
-    { handle: h, count: 8192 },
-    nextId++,
-  );
-  await c.callById("guest-file-close", { handle: h }, nextId++);
-  return new TextDecoder().decode(Uint8Array.fromBase64(r["buf-b64"]));
-}
-
 /** The agent's VmRSS and CPU time (user + system) in the guest, read by the agent itself. */
 async function agentUsage(c: QgaRawClient): Promise<string> {
-  const status = await readGuestFile(c, "/proc/self/status");
-  const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
-  // /proc/self/stat: the fields after the ")" closing comm; utime and stime are fields 14, 15.
-  const stat = await readGuestFile(c, "/proc/self/stat");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(f[11]) + Number(f[12]);
+  const kib = await agentRssKiB(c);
+  const ticks = await agentCpuTicks(c);
   return `RSS ${(kib / 1024).toFixed(1)} MiB, CPU ${(ticks / 100).toFixed(2)} s`;
 }
 
@@ -76,7 +65,7 @@ async function resync(socket: string): Promise<[QgaRawClient, number]> {
   for (let attempt = 0;; attempt++) {
     const c = await QgaRawClient.connect(socket);
     try {
-      await c.syncDelimited(nextId++, RESYNC_TIMEOUT_MS);
+      await c.syncDelimited(freshId(), RESYNC_TIMEOUT_MS);
       return [c, attempt];
     } catch (e) {
       c.close();

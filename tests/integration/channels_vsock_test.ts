@@ -6,13 +6,14 @@
  */
 
 import { openVsockListen } from "../../lib/channels/listen_fd.ts";
+import { assertEquals, assertOk } from "../assert.ts";
+import { pathExists } from "../fixtures/loopfs.ts";
 
 const VMADDR_CID_ANY_TEXT = "4294967295";
-import { assertEquals, assertOk } from "../assert.ts";
 
 Deno.test({
   name: "vsock-listen: listens on VMADDR_CID_ANY; close() ends a pending accept",
-  ignore: !exists("/dev/vsock"),
+  ignore: !pathExists("/dev/vsock"),
   async fn() {
     const port = 20000 + Math.floor(Math.random() * 20000);
     const ch = openVsockListen(`${VMADDR_CID_ANY_TEXT}:${port}`);
@@ -25,7 +26,7 @@ Deno.test({
 Deno.test({
   name:
     "vsock-listen: a loopback client (CID 1) is served, one at a time (without vsock_loopback: bind fails with qemu-ga's text)",
-  ignore: !exists("/dev/vsock"),
+  ignore: !pathExists("/dev/vsock"),
   async fn() {
     const port = 20000 + Math.floor(Math.random() * 20000);
     let ch;
@@ -63,12 +64,3 @@ for m in [b"one", b"two"]:
     assertEquals(new TextDecoder().decode(out.stdout), "one\ntwo\n");
   },
 });
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
