@@ -36,25 +36,7 @@ import {
   withLoopFs,
   withTmpfs,
 } from "../fixtures/loopfs.ts";
-
-/** Resolves once `cond()` holds (polling the event loop), or throws after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Tracks whether a promise has settled. */
-function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
-  let done = false;
-  const q = p.finally(() => {
-    done = true;
-  });
-  q.catch(() => {}); // observed by whoever awaits `p`; never an unhandled rejection here
-  return { p: q, settled: () => done };
-}
+import { track, until } from "../fixtures/wait.ts";
 
 /** Scheduler state letter of /proc/<path>/stat ("R", "S", "D", …), undefined if gone. */
 function procState(statPath: string): string | undefined {
@@ -133,6 +115,7 @@ for (const ex of EXECUTORS) {
               await until(
                 () => status.settled() || procState(stat) === "D",
                 "the writer to block on the frozen filesystem",
+                20_000,
               );
               assert.equal(status.settled(), false, "a write completed on a frozen filesystem");
               assert.equal(procState(stat), "D");
@@ -174,6 +157,7 @@ for (const ex of EXECUTORS) {
               await until(
                 () => innerFreeze!.settled() || threadsInD() > dBefore,
                 "the thread running FIFREEZE to sleep in the kernel",
+                20_000,
               );
               assert.equal(
                 innerFreeze.settled(),

@@ -47,6 +47,7 @@ import {
   SEEK_SET,
 } from "../../ffi/libc.ts";
 import { childDenoUnavailable, mdweUnsupported } from "../fixtures/emulation.ts";
+import { track, until } from "../fixtures/wait.ts";
 
 /** guest-file-open's extra flags (qemu-ga-behaviour.md §3.2). */
 const QGA = O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
@@ -72,24 +73,6 @@ async function rejectsOs(p: Promise<unknown>, errno: number, text: string): Prom
 async function mkfifo(path: string): Promise<void> {
   const out = await new Deno.Command("mkfifo", { args: [path] }).output();
   assert.ok(out.success, "mkfifo failed");
-}
-
-/** Resolves once `cond()` holds (polling the event loop), or throws after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Tracks whether a promise has settled. */
-function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
-  let done = false;
-  const q = p.finally(() => {
-    done = true;
-  });
-  return { p: q, settled: () => done };
 }
 
 const enc = new TextEncoder();

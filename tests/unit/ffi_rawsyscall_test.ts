@@ -37,6 +37,7 @@ import {
   SEEK_SET,
 } from "../../ffi/libc.ts";
 import { mdweUnsupported } from "../fixtures/emulation.ts";
+import { track, until } from "../fixtures/wait.ts";
 
 /** Calls only these tests need, per architecture (kernel uapi headers, like ffi/rawsyscall.ts). */
 const EXTRA = Deno.build.arch === "x86_64"
@@ -57,24 +58,6 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
     await fn(dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Tracks whether a promise has settled. */
-function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
-  let done = false;
-  const q = p.finally(() => {
-    done = true;
-  });
-  return { p: q, settled: () => done };
-}
-
-/** Resolves once `cond()` holds (polling the event loop), or throws after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
   }
 }
 
