@@ -97,9 +97,21 @@ async function harness(freeze: FreezeSyscalls) {
   return { agent, connect, cleanup: () => Deno.remove(dir, { recursive: true }) };
 }
 
-Deno.test("pipelined requests are answered in order, coalesced into one write", async () => {
-  const h = await harness(new StuckFreeze());
+/** Runs `fn` against a fresh agent whose freezes stick until released, then cleans up. */
+async function withStuckFreeze(
+  fn: (h: Awaited<ReturnType<typeof harness>>, freeze: StuckFreeze) => Promise<void>,
+): Promise<void> {
+  const freeze = new StuckFreeze();
+  const h = await harness(freeze);
   try {
+    await fn(h, freeze);
+  } finally {
+    await h.cleanup();
+  }
+}
+
+Deno.test("pipelined requests are answered in order, coalesced into one write", async () => {
+  await withStuckFreeze(async (h) => {
     const c = h.connect();
     c.send('{"execute":"guest-ping","id":1}{"execute":"guest-sync","arguments":{"id":2}}nul}');
     await c.session.drained();
@@ -108,15 +120,11 @@ Deno.test("pipelined requests are answered in order, coalesced into one write", 
       '{"error": {"class": "GenericError", "desc": "JSON parse error, invalid keyword \'nul\'"}}\n' +
       '{"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}}\n',
     ]);
-  } finally {
-    await h.cleanup();
-  }
+  });
 });
 
 Deno.test("while a freeze is stuck in the kernel, later replies wait their turn", async () => {
-  const freeze = new StuckFreeze();
-  const h = await harness(freeze);
-  try {
+  await withStuckFreeze(async (h, freeze) => {
     const c = h.connect();
     c.send('{"execute":"guest-fsfreeze-freeze","id":"f"}{"execute":"guest-ping","id":"p"}');
     await freeze.entered;
@@ -125,15 +133,11 @@ Deno.test("while a freeze is stuck in the kernel, later replies wait their turn"
     freeze.release();
     await c.waitFor('"id": "p"');
     assertEquals(c.text(), '{"return": 1, "id": "f"}\n{"return": {}, "id": "p"}\n');
-  } finally {
-    await h.cleanup();
-  }
+  });
 });
 
 Deno.test("a resync leaves a stuck freeze behind and is answered", async () => {
-  const freeze = new StuckFreeze();
-  const h = await harness(freeze);
-  try {
+  await withStuckFreeze(async (h, freeze) => {
     const c = h.connect();
     c.send('{"execute":"guest-fsfreeze-freeze","id":"f"}');
     await freeze.entered;
@@ -150,15 +154,11 @@ Deno.test("a resync leaves a stuck freeze behind and is answered", async () => {
     await c.waitFor('{"return": 0}');
     assertEquals(c.text(), '\xff{"return": 7}\n{"return": "frozen"}\n{"return": 0}\n');
     assertEquals(h.agent.frozen, false);
-  } finally {
-    await h.cleanup();
-  }
+  });
 });
 
 Deno.test("a command that finishes within the grace period keeps its reply", async () => {
-  const freeze = new StuckFreeze();
-  const h = await harness(freeze);
-  try {
+  await withStuckFreeze(async (h, freeze) => {
     const c = h.connect();
     c.send('{"execute":"guest-fsfreeze-freeze"}');
     await freeze.entered;
@@ -168,15 +168,11 @@ Deno.test("a command that finishes within the grace period keeps its reply", asy
     assertEquals(c.text(), '{"return": 1}\n{"return": 3}\n');
     c.send('{"execute":"guest-fsfreeze-thaw"}');
     await c.waitFor('"return": 0');
-  } finally {
-    await h.cleanup();
-  }
+  });
 });
 
 Deno.test("a new connection is not held up by the old connection's stuck command", async () => {
-  const freeze = new StuckFreeze();
-  const h = await harness(freeze);
-  try {
+  await withStuckFreeze(async (h, freeze) => {
     const old = h.connect();
     old.send('{"execute":"guest-fsfreeze-freeze"}');
     await freeze.entered;
@@ -189,15 +185,11 @@ Deno.test("a new connection is not held up by the old connection's stuck command
     c.send('{"execute":"guest-fsfreeze-thaw"}');
     await c.waitFor('"return": 0');
     assertEquals(old.text(), "");
-  } finally {
-    await h.cleanup();
-  }
+  });
 });
 
 Deno.test("frozen state disables everything but the allow-list", async () => {
-  const freeze = new StuckFreeze();
-  const h = await harness(freeze);
-  try {
+  await withStuckFreeze(async (h, freeze) => {
     const c = h.connect();
     c.send('{"execute":"guest-fsfreeze-freeze"}');
     await freeze.entered;
@@ -213,7 +205,5 @@ Deno.test("frozen state disables everything but the allow-list", async () => {
         '{"error": {"class": "CommandNotFound", "desc": "Command guest-file-open has been disabled: the command is not allowed"}}\n' +
         '{"error": {"class": "CommandNotFound", "desc": "Command guest-fsfreeze-freeze has been disabled: the command is not allowed"}}\n',
     );
-  } finally {
-    await h.cleanup();
-  }
+  });
 });
