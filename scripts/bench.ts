@@ -1029,6 +1029,16 @@ function randomChunk(): Uint8Array {
   return chunk;
 }
 
+/** Idle RSS as the targets define it: VmRSS after start, one ping and a short settle. */
+async function idleRssMiB(a: AgentProc, o: BenchOptions): Promise<number> {
+  await a.session("first ping", 30_000, async (c) => {
+    await c.send(PING);
+    await c.lines(PING_REPLY_LEN);
+  });
+  await new Promise((r) => setTimeout(r, o.idleSettleMs));
+  return a.memory().rssMiB;
+}
+
 /** Runs the whole benchmark and returns the summary. */
 export async function runBench(o: BenchOptions): Promise<BenchSummary> {
   const notes: string[] = [];
@@ -1073,12 +1083,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
     if (entry !== undefined) {
       // The module tree's idle footprint, for comparison with the bundle's (same procedure).
       const a = await AgentProc.start("denoga", dirs);
-      await a.session("first ping", 30_000, async (c) => {
-        await c.send(PING);
-        await c.lines(PING_REPLY_LEN);
-      });
-      await new Promise((r) => setTimeout(r, o.idleSettleMs));
-      sourceIdleRssMiB = a.memory().rssMiB;
+      sourceIdleRssMiB = await idleRssMiB(a, o);
       await a.stop();
     }
     for (const impl of impls) {
@@ -1114,12 +1119,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
         `${o.rounds} round(s)` + (o.quick ? " (quick)" : "") + `; denoga: ${form}`,
     );
     await each("idle RSS", async (a, f) => {
-      await a.session("first ping", 30_000, async (c) => {
-        await c.send(PING);
-        await c.lines(PING_REPLY_LEN);
-      });
-      await new Promise((r) => setTimeout(r, o.idleSettleMs));
-      f.idleRssMiB = a.memory().rssMiB;
+      f.idleRssMiB = await idleRssMiB(a, o);
       return `${fmt(f.idleRssMiB)} MiB`;
     });
     const chunk = randomChunk();
