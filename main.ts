@@ -16,7 +16,7 @@ import { COMMANDS, commandTable } from "./lib/commands/mod.ts";
 import { type AgentConfig, channelPathError, resolveConfig } from "./lib/config.ts";
 import { isDaemonChild } from "./lib/daemon_child.ts";
 import { fileSink, Logger } from "./lib/log.ts";
-import { systemPlatform } from "./lib/platform.ts";
+import { systemPlatform } from "./lib/platform/mod.ts";
 import { Server } from "./lib/serve.ts";
 import { StateDir } from "./lib/state.ts";
 import { DENOGA_VERSION, QGA_COMPAT_VERSION } from "./lib/version.ts";

@@ -10,7 +10,7 @@ import { QgaError } from "./errors.ts";
 import type { CommandTable } from "./dispatch/table.ts";
 import type { GuestFile } from "./guest_file.ts";
 import type { Logger } from "./log.ts";
-import type { Platform } from "./platform.ts";
+import type { Platform } from "./platform/mod.ts";
 import type { StateDir } from "./state.ts";
 
 /** The parts of the configuration the agent consults at run time. */

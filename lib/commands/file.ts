@@ -116,6 +116,7 @@ export const guestFileOpen = defineCommand({
   name: "guest-file-open",
   summary: "Open a file in the guest and return a handle for it",
   args: [{ name: "path", type: t.str }, { name: "mode", type: t.str, optional: true }],
+  returns: t.int,
   run: ({ path, mode }, agent) => {
     agent.log.debug(`guest-file-open called, filepath: ${path}, mode: ${mode ?? "r"}`);
     return openGuestFile(agent, path, mode ?? "r");
@@ -147,6 +148,11 @@ export const guestFileRead = defineCommand({
   name: "guest-file-read",
   summary: "Read from an open file in the guest; data is base64-encoded",
   args: [{ name: "handle", type: t.int }, { name: "count", type: t.int, optional: true }],
+  returns: t.struct("GuestFileRead", [
+    { name: "count", type: t.int },
+    { name: "buf-b64", type: t.str },
+    { name: "eof", type: t.bool },
+  ]),
   run: async ({ handle, count }, agent) => {
     const f = agent.file(handle);
     const n = count ?? READ_COUNT_DEFAULT;
@@ -189,6 +195,10 @@ export const guestFileWrite = defineCommand({
     { name: "buf-b64", type: t.str },
     { name: "count", type: t.int, optional: true },
   ],
+  returns: t.struct("GuestFileWrite", [
+    { name: "count", type: t.int },
+    { name: "eof", type: t.bool },
+  ]),
   run: async (args, agent) => {
     const f = agent.file(args.handle);
     if (f.rw === "reading") {
@@ -233,6 +243,10 @@ export const guestFileSeek = defineCommand({
       type: t.alternate("GuestFileWhence", t.int, t.enumOf("QGASeek", ["set", "cur", "end"])),
     },
   ],
+  returns: t.struct("GuestFileSeek", [
+    { name: "position", type: t.int },
+    { name: "eof", type: t.bool },
+  ]),
   run: async ({ handle, offset, whence }, agent) => {
     const f = agent.file(handle);
     const code = whence.branch === "enum" ? BigInt(WHENCE_NAMES[whence.value]) : whence.value;
@@ -263,3 +277,13 @@ export const guestFileFlush = defineCommand({
     return undefined;
   },
 });
+
+/** The family, for the command table. */
+export const fileCommands = [
+  guestFileOpen,
+  guestFileClose,
+  guestFileRead,
+  guestFileWrite,
+  guestFileSeek,
+  guestFileFlush,
+];

@@ -74,6 +74,7 @@ export const guestFsfreezeStatus = defineCommand({
   name: "guest-fsfreeze-status",
   summary: "Report whether the agent holds filesystems frozen",
   args: [],
+  returns: t.enumOf("GuestFsfreezeStatus", ["thawed", "frozen"]),
   allowedWhileFrozen: true,
   run: (_args, agent) => agent.frozen ? "frozen" : "thawed",
 });
@@ -83,6 +84,7 @@ export const guestFsfreezeFreeze = defineCommand({
   name: "guest-fsfreeze-freeze",
   summary: "Sync and freeze all freezable guest filesystems; returns how many were frozen",
   args: [],
+  returns: t.int,
   run: (_args, agent) => freeze(agent, undefined),
 });
 
@@ -91,6 +93,7 @@ export const guestFsfreezeFreezeList = defineCommand({
   name: "guest-fsfreeze-freeze-list",
   summary: "Sync and freeze the listed mount points; returns how many were frozen",
   args: [{ name: "mountpoints", type: t.list(t.str), optional: true }],
+  returns: t.int,
   run: ({ mountpoints }, agent) => freeze(agent, mountpoints),
 });
 
@@ -99,6 +102,15 @@ export const guestFsfreezeThaw = defineCommand({
   name: "guest-fsfreeze-thaw",
   summary: "Thaw frozen filesystems; returns how many were thawed",
   args: [],
+  returns: t.int,
   allowedWhileFrozen: true,
   run: (_args, agent) => thawAll(agent),
 });
+
+/** The family, for the command table. */
+export const fsfreezeCommands = [
+  guestFsfreezeStatus,
+  guestFsfreezeFreeze,
+  guestFsfreezeFreezeList,
+  guestFsfreezeThaw,
+];

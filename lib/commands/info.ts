@@ -5,6 +5,7 @@
  * @module
  */
 
+import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { QGA_COMPAT_VERSION } from "../version.ts";
 
@@ -13,6 +14,17 @@ export const guestInfo = defineCommand({
   name: "guest-info",
   summary: "Report the agent version and which commands are supported and enabled",
   args: [],
+  returns: t.struct("GuestAgentInfo", [
+    { name: "version", type: t.str },
+    {
+      name: "supported_commands",
+      type: t.list(t.struct("GuestAgentCommandInfo", [
+        { name: "name", type: t.str },
+        { name: "enabled", type: t.bool },
+        { name: "success-response", type: t.bool },
+      ])),
+    },
+  ]),
   allowedWhileFrozen: true,
   run: (_args, agent) => ({
     version: QGA_COMPAT_VERSION,
@@ -23,3 +35,6 @@ export const guestInfo = defineCommand({
     })).reverse(),
   }),
 });
+
+/** The family, for the command table. */
+export const infoCommands = [guestInfo];

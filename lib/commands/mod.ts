@@ -1,47 +1,78 @@
 /**
- * The command table in registration order: the newest qemu-ga schema order
- * (qemu-ga-behaviour.md §1.1). `guest-info` lists it reversed, `-b help` in this order.
+ * The command table: every family's commands, registered in the newest qemu-ga schema order
+ * (qemu-ga-behaviour.md §1.1, a Linux build). `guest-info` lists it reversed, `-b help` in this
+ * order. Adding a command: declare it in its family's file, list it in that family's export,
+ * and make sure its name is in {@link SCHEMA_ORDER}.
  *
  * @module
  */
 
-import { CommandTable } from "../dispatch/table.ts";
-import {
-  guestFileClose,
-  guestFileFlush,
-  guestFileOpen,
-  guestFileRead,
-  guestFileSeek,
-  guestFileWrite,
-} from "./file.ts";
-import {
-  guestFsfreezeFreeze,
-  guestFsfreezeFreezeList,
-  guestFsfreezeStatus,
-  guestFsfreezeThaw,
-} from "./fsfreeze.ts";
-import { guestInfo } from "./info.ts";
-import { guestShutdown } from "./shutdown.ts";
-import { guestPing, guestSync, guestSyncDelimited } from "./sync.ts";
+import { type Command, CommandTable } from "../dispatch/table.ts";
+import { fileCommands } from "./file.ts";
+import { fsfreezeCommands } from "./fsfreeze.ts";
+import { infoCommands } from "./info.ts";
+import { shutdownCommands } from "./shutdown.ts";
+import { syncCommands } from "./sync.ts";
+
+/** The 43 commands of newest qemu-ga on Linux, in schema (= registration) order. */
+export const SCHEMA_ORDER: readonly string[] = [
+  "guest-sync-delimited",
+  "guest-sync",
+  "guest-ping",
+  "guest-get-time",
+  "guest-set-time",
+  "guest-info",
+  "guest-shutdown",
+  "guest-file-open",
+  "guest-file-close",
+  "guest-file-read",
+  "guest-file-write",
+  "guest-file-seek",
+  "guest-file-flush",
+  "guest-fsfreeze-status",
+  "guest-fsfreeze-freeze",
+  "guest-fsfreeze-freeze-list",
+  "guest-fsfreeze-thaw",
+  "guest-fstrim",
+  "guest-suspend-disk",
+  "guest-suspend-ram",
+  "guest-suspend-hybrid",
+  "guest-network-get-interfaces",
+  "guest-get-vcpus",
+  "guest-set-vcpus",
+  "guest-get-disks",
+  "guest-get-fsinfo",
+  "guest-set-user-password",
+  "guest-get-memory-blocks",
+  "guest-set-memory-blocks",
+  "guest-get-memory-block-info",
+  "guest-exec-status",
+  "guest-exec",
+  "guest-get-host-name",
+  "guest-get-users",
+  "guest-get-timezone",
+  "guest-get-osinfo",
+  "guest-ssh-get-authorized-keys",
+  "guest-ssh-add-authorized-keys",
+  "guest-ssh-remove-authorized-keys",
+  "guest-get-diskstats",
+  "guest-get-cpustats",
+  "guest-get-load",
+  "guest-network-get-route",
+];
+
+/** Every family's declared commands (any order: {@link SCHEMA_ORDER} decides). */
+const FAMILIES: readonly (readonly Command[])[] = [
+  syncCommands,
+  infoCommands,
+  shutdownCommands,
+  fileCommands,
+  fsfreezeCommands,
+];
 
 /** Every command denoga registers, in schema order. */
-export const COMMANDS = [
-  guestSyncDelimited,
-  guestSync,
-  guestPing,
-  guestInfo,
-  guestShutdown,
-  guestFileOpen,
-  guestFileClose,
-  guestFileRead,
-  guestFileWrite,
-  guestFileSeek,
-  guestFileFlush,
-  guestFsfreezeStatus,
-  guestFsfreezeFreeze,
-  guestFsfreezeFreezeList,
-  guestFsfreezeThaw,
-] as const;
+export const COMMANDS: readonly Command[] = new CommandTable(FAMILIES.flat(), SCHEMA_ORDER)
+  .commands;
 
 /** A fresh table over {@link COMMANDS}. */
 export function commandTable(): CommandTable {

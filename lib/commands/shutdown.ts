@@ -36,3 +36,6 @@ export const guestShutdown = defineCommand({
     return undefined;
   },
 });
+
+/** The family, for the command table. */
+export const shutdownCommands = [guestShutdown];

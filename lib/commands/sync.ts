@@ -12,8 +12,10 @@ export const guestSyncDelimited = defineCommand({
   name: "guest-sync-delimited",
   summary: "Echo a unique integer, the reply preceded by a 0xFF sentinel byte",
   args: [{ name: "id", type: t.int }],
+  returns: t.int,
   allowedWhileFrozen: true,
   delimitReply: true,
+  resync: true,
   run: ({ id }) => id,
 });
 
@@ -22,7 +24,9 @@ export const guestSync = defineCommand({
   name: "guest-sync",
   summary: "Echo a unique integer so the host can resynchronise the stream",
   args: [{ name: "id", type: t.int }],
+  returns: t.int,
   allowedWhileFrozen: true,
+  resync: true,
   run: ({ id }) => id,
 });
 
@@ -34,3 +38,6 @@ export const guestPing = defineCommand({
   allowedWhileFrozen: true,
   run: () => undefined,
 });
+
+/** The family, for the command table. */
+export const syncCommands = [guestSyncDelimited, guestSync, guestPing];

@@ -323,12 +323,12 @@ export class Router {
       return;
     }
     const request = ev.value;
-    let isSync = false;
+    let resync = false;
     if (request instanceof Map) {
       const exec = request.get("execute");
-      isSync = exec === "guest-sync" || exec === "guest-sync-delimited";
+      if (typeof exec === "string") resync = this.#agent.table.get(exec)?.resync ?? false;
     }
-    session.enqueue(isSync, () => this.execute(request));
+    session.enqueue(resync, () => this.execute(request));
   }
 
   /**

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { VerbatimString } from "../protocol/value.ts";
+
 /** `int` (int64): JSON integers in int64 range only. */
 export interface IntType {
   readonly kind: "int";
@@ -97,6 +99,33 @@ export type DecodedMembers<M extends readonly Member[]> =
   }
   & {
     [K in M[number] as K["optional"] extends true ? K["name"] : never]?: Decoded<K["type"]>;
+  };
+
+/**
+ * The TypeScript type a handler returns for a value declared as `T`: integers may be `bigint`
+ * or `number` (the writer prints both exactly), strings may be verbatim (base64), optional struct
+ * members may be absent or undefined (the writer omits them).
+ */
+export type Returned<T extends ArgType> = T extends IntType | Uint64Type ? bigint | number
+  : T extends StrType ? string | VerbatimString
+  : T extends BoolType ? boolean
+  : T extends NumberType ? number
+  : T extends EnumType<infer V> ? V
+  : T extends ListType<infer E> ? readonly Returned<E>[]
+  : T extends StructType<infer M> ? ReturnedMembers<M>
+  : never;
+
+/** The returned object of a member list (output structs). */
+export type ReturnedMembers<M extends readonly Member[]> =
+  & {
+    readonly [K in M[number] as K["optional"] extends true ? never : K["name"]]: Returned<
+      K["type"]
+    >;
+  }
+  & {
+    readonly [K in M[number] as K["optional"] extends true ? K["name"] : never]?:
+      | Returned<K["type"]>
+      | undefined;
   };
 
 /** Descriptor constructors, so declarations read like the QAPI schema. */

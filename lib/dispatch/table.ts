@@ -1,34 +1,49 @@
 /**
- * The command table: each command is declared once — name, argument schema, handler,
- * success-response, allowed-while-frozen — and that declaration drives argument decoding,
- * dispatch, `guest-info`, `-b help` and the README's command list.
+ * The command table: each command is declared once — name, argument and return schemas,
+ * handler, success-response, allowed-while-frozen, resync — and that declaration drives argument
+ * decoding, dispatch, `guest-info`, `-b help`, the README's command list and the whole-table
+ * tests. The handler's return type is checked against the declared returns, so member names
+ * cannot drift from the schema.
  *
  * @module
  */
 
 import type { Agent } from "../agent.ts";
 import type { ReplyValue } from "../protocol/value.ts";
-import type { DecodedMembers, Member } from "./schema.ts";
+import type { ArgType, DecodedMembers, Member, Returned } from "./schema.ts";
 
 /** What a handler returns: a reply value, or undefined for "no returns" (`{}` on the wire). */
 export type CommandResult = ReplyValue | undefined;
 
-/** A command's declaration, typed by its argument members. */
-export interface CommandSpec<M extends readonly Member[]> {
+/** The handler's result type for a declared return type; `{}` (or nothing) when none is. */
+export type ReturnOf<R extends ArgType | undefined> = R extends ArgType ? Returned<R> : undefined;
+
+/** A command's declaration, typed by its argument members and return type. */
+export interface CommandSpec<M extends readonly Member[], R extends ArgType | undefined> {
   /** The wire name, e.g. `guest-file-read`. */
   readonly name: string;
   /** One line for `guest-info` consumers and the README. */
   readonly summary: string;
   /** Arguments in schema order. */
   readonly args: M;
+  /** The return type; absent for commands that return `{}` or nothing. */
+  readonly returns?: R;
   /** False for commands that reply nothing on success (shutdown, suspend). Default true. */
   readonly successResponse?: boolean;
   /** True for the six commands that still work while filesystems are frozen (§1.2). */
   readonly allowedWhileFrozen?: boolean;
   /** True when a successful reply is preceded by the 0xFF sentinel (guest-sync-delimited). */
   readonly delimitReply?: boolean;
+  /**
+   * True for the commands a host resynchronises with (guest-sync, guest-sync-delimited): the
+   * router may leave a stuck command behind to answer them at once.
+   */
+  readonly resync?: boolean;
   /** The handler. May be synchronous (fast path) or return a promise. */
-  readonly run: (args: DecodedMembers<M>, agent: Agent) => CommandResult | Promise<CommandResult>;
+  readonly run: (
+    args: DecodedMembers<M>,
+    agent: Agent,
+  ) => ReturnOf<R> | Promise<ReturnOf<R>>;
 }
 
 /** A declared command with its argument types erased, as the router stores it. */
@@ -36,9 +51,11 @@ export interface Command {
   readonly name: string;
   readonly summary: string;
   readonly args: readonly Member[];
+  readonly returns: ArgType | undefined;
   readonly successResponse: boolean;
   readonly allowedWhileFrozen: boolean;
   readonly delimitReply: boolean;
+  readonly resync: boolean;
   readonly run: (
     args: Record<string, unknown>,
     agent: Agent,
@@ -59,16 +76,24 @@ export interface Command {
  * });
  * ```
  */
-export function defineCommand<const M extends readonly Member[]>(spec: CommandSpec<M>): Command {
+export function defineCommand<
+  const M extends readonly Member[],
+  const R extends ArgType | undefined = undefined,
+>(spec: CommandSpec<M, R>): Command {
+  // Type check only: whatever a declared return type allows is a value the writer can print.
+  const run: (args: never, agent: Agent) => CommandResult | Promise<CommandResult> = spec.run;
   return {
     name: spec.name,
     summary: spec.summary,
     args: spec.args,
+    returns: spec.returns,
     successResponse: spec.successResponse ?? true,
     allowedWhileFrozen: spec.allowedWhileFrozen ?? false,
     delimitReply: spec.delimitReply ?? false,
-    // The decoder produces exactly DecodedMembers<M> for spec.args; the cast only erases it.
-    run: spec.run as Command["run"],
+    resync: spec.resync ?? false,
+    // The decoder produces exactly DecodedMembers<M> for spec.args, and every Returned<R> is a
+    // ReplyValue; the cast only erases the types.
+    run: run as Command["run"],
   };
 }
 
@@ -77,12 +102,23 @@ export class CommandTable {
   readonly commands: readonly Command[];
   readonly #byName: Map<string, Command>;
 
-  constructor(commands: readonly Command[]) {
-    this.commands = commands;
+  /**
+   * @param commands the declared commands, in any order
+   * @param order every name in schema order; the table follows it. A declared command missing
+   *   from it is a bug and throws; a name with no declaration is simply not registered.
+   */
+  constructor(commands: readonly Command[], order?: readonly string[]) {
     this.#byName = new Map(commands.map((c) => [c.name, c]));
     if (this.#byName.size !== commands.length) {
       throw new Error("duplicate command name in the command table");
     }
+    if (order === undefined) {
+      this.commands = commands;
+      return;
+    }
+    const unordered = commands.filter((c) => !order.includes(c.name)).map((c) => c.name);
+    if (unordered.length > 0) throw new Error(`not in the schema order: ${unordered.join(", ")}`);
+    this.commands = order.flatMap((name) => this.#byName.get(name) ?? []);
   }
 
   get(name: string): Command | undefined {

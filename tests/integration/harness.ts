@@ -22,8 +22,15 @@ export type Impl = "denoga" | "qemu-ga";
 export const REPO_ROOT: string = decodeURIComponent(new URL("../../", import.meta.url).pathname)
   .replace(/\/$/, "");
 
-/** The reference agent binary. */
+/** The reference agent binary: Debian's qemu-ga 7.2, what distributions ship. */
 export const QEMU_GA: string = Deno.env.get("QEMU_GA") ?? "/usr/sbin/qemu-ga";
+
+/**
+ * The newest upstream qemu-ga (all 43 Linux commands, newest texts), the reference for the
+ * commands 7.2 lacks or answers differently: `../shared/reference/bin/` beside the repository.
+ */
+export const QEMU_GA_NEWEST: string = Deno.env.get("QEMU_GA_NEWEST") ??
+  `${REPO_ROOT}/../shared/reference/bin/qemu-ga-10.2.50`;
 
 /** `DENOGA_REQUIRE_REAL=1`: a test that would skip for a missing real component fails instead. */
 export const REQUIRE_REAL: boolean = requireReal();
@@ -72,6 +79,11 @@ export function hasDenoga(): boolean {
 export interface Requirement {
   readonly what: string;
   readonly present: boolean;
+}
+
+/** The requirement "the newest upstream qemu-ga is beside the repository". */
+export function needQemuGaNewest(): Requirement {
+  return { what: `newest qemu-ga (${QEMU_GA_NEWEST})`, present: isExecutable(QEMU_GA_NEWEST) };
 }
 
 /** The requirement "qemu-ga is installed". */
@@ -275,11 +287,18 @@ export interface AgentOptions {
   readonly setup?: (dir: string) => Promise<void>;
   /** denoga only: the module `deno run` starts instead of `main.ts` (e.g. the bundle). */
   readonly entry?: string;
+  /**
+   * qemu-ga only: run the newest upstream qemu-ga ({@link QEMU_GA_NEWEST}) instead of 7.2; its
+   * replies are compared as they are, without the 7.2 → newest normalizations.
+   */
+  readonly newest?: boolean;
 }
 
 /** A running agent. */
 export interface Agent {
   readonly impl: Impl;
+  /** The newest upstream qemu-ga rather than 7.2 (qemu-ga only). */
+  readonly newest: boolean;
   readonly socketPath: string;
   readonly statedir: string;
   /** The agent's own temp dir (socket, default statedir, log, cwd). */
@@ -330,8 +349,9 @@ export function agentCommand(
   impl: Impl,
   agentArgs: readonly string[],
   entry = `${REPO_ROOT}/main.ts`,
+  newest = false,
 ): string[] {
-  if (impl === "qemu-ga") return [QEMU_GA, ...agentArgs];
+  if (impl === "qemu-ga") return [newest ? QEMU_GA_NEWEST : QEMU_GA, ...agentArgs];
   const bin = Deno.env.get("DENOGA_BIN");
   if (bin) return [bin, ...agentArgs];
   return [Deno.execPath(), "run", ...AGENT_RUN_FLAGS, entry, ...agentArgs];
@@ -379,7 +399,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const agentArgs = ["-m", "unix-listen", "-p", socketPath, "-t", statedir];
   if (opts.logfile ?? true) agentArgs.push("-l", logPath);
   for (const a of opts.args ?? []) agentArgs.push(a.replaceAll("@DIR@", dir));
-  let argv = agentCommand(opts.impl, agentArgs, opts.entry);
+  const newest = opts.impl === "qemu-ga" && opts.newest === true;
+  let argv = agentCommand(opts.impl, agentArgs, opts.entry, newest);
   if (opts.umask !== undefined) {
     argv = ["/bin/sh", "-c", `umask ${opts.umask.toString(8)} && exec "$@"`, "sh", ...argv];
   }
@@ -412,6 +433,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   };
   const agent: Agent = {
     impl: opts.impl,
+    newest,
     socketPath,
     statedir,
     dir,
@@ -876,7 +898,7 @@ function captured(line: Uint8Array): string {
 export function normalizeLine(line: string, ctx: CaseContext): string {
   let s = line.replaceAll(ctx.dir, "@DIR@");
   if (ctx.mnt) s = s.replaceAll(ctx.mnt, "@MNT@");
-  if (ctx.impl === "qemu-ga") s = normalizeQemuGaLine(s);
+  if (ctx.impl === "qemu-ga" && !ctx.agent.newest) s = normalizeQemuGaLine(s);
   return normalizeVersion(s);
 }
 

@@ -1,5 +1,5 @@
 /**
- * lib/mounts.ts: the fsfreeze mount list as newest qemu-ga builds it (qemu-ga-behaviour.md §3.4).
+ * lib/system/mounts.ts: the fsfreeze mount list as newest qemu-ga builds it (qemu-ga-behaviour.md §3.4).
  *
  * Fixtures in tests/fixtures/mountinfo/ hold placeholders filled in at run time:
  * `@BLOCKDEV@` (a block device node that exists here: btrfs sources are stat'ed), `@MAJMIN@`
@@ -15,7 +15,7 @@ import {
   parseMntentLine,
   parseMountinfoLine,
   splitDev,
-} from "../../lib/mounts.ts";
+} from "../../lib/system/mounts.ts";
 import { QgaError } from "../../lib/errors.ts";
 import { missingLoopPrerequisite, realTestIf, run, withLoopFs } from "../fixtures/loopfs.ts";
 

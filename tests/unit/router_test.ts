@@ -4,13 +4,13 @@
  */
 
 import { assertEquals, assertOk } from "../assert.ts";
-import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeOutcome, FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { OsPath } from "../../ffi/libc.ts";
 import { Agent } from "../../lib/agent.ts";
 import { commandTable } from "../../lib/commands/mod.ts";
 import { RESYNC_GRACE_MS, Router, Session } from "../../lib/dispatch/router.ts";
 import { Logger } from "../../lib/log.ts";
+import { fakePlatform } from "../../lib/platform/mod.ts";
 import { JsonMessageParser } from "../../lib/protocol/streamer.ts";
 import { StateDir } from "../../lib/state.ts";
 
@@ -41,8 +41,6 @@ class StuckFreeze implements FreezeSyscalls {
   }
 }
 
-const noFiles = {} as FileSyscalls;
-
 async function harness(freeze: FreezeSyscalls) {
   const dir = await Deno.makeTempDir();
   const state = new StateDir(dir);
@@ -52,8 +50,7 @@ async function harness(freeze: FreezeSyscalls) {
     options: { blockedRpcs: [] },
     state,
     log: new Logger({ verbose: false, sink: { write() {} } }),
-    platform: {
-      files: noFiles,
+    platform: fakePlatform({
       freeze,
       mounts: () =>
         Promise.resolve([{
@@ -65,7 +62,7 @@ async function harness(freeze: FreezeSyscalls) {
         }]),
       run: () => Promise.resolve(),
       isExecutable: () => false,
-    },
+    }),
   });
   const router = new Router(agent);
   const parser = new JsonMessageParser((ev) => router.handle(ev));

@@ -4,15 +4,13 @@
  */
 
 import { assertEquals, assertRejects } from "../assert.ts";
-import type { FileSyscalls } from "../../ffi/file.ts";
-import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import { Agent } from "../../lib/agent.ts";
 import { commandTable } from "../../lib/commands/mod.ts";
 import { guestShutdown } from "../../lib/commands/shutdown.ts";
 import { QgaError } from "../../lib/errors.ts";
 import { Logger } from "../../lib/log.ts";
-import type { RunCommand } from "../../lib/platform.ts";
-import { runCommand } from "../../lib/process.ts";
+import { fakePlatform, type RunCommand } from "../../lib/platform/mod.ts";
+import { runCommand } from "../../lib/platform/process.ts";
 import { StateDir } from "../../lib/state.ts";
 
 function agentWith(run: RunCommand, executable: ReadonlySet<string>): Agent {
@@ -21,13 +19,7 @@ function agentWith(run: RunCommand, executable: ReadonlySet<string>): Agent {
     options: { blockedRpcs: [] },
     state: new StateDir("/nonexistent"),
     log: new Logger({ verbose: false, sink: { write() {} } }),
-    platform: {
-      files: {} as FileSyscalls,
-      freeze: {} as FreezeSyscalls,
-      mounts: () => Promise.resolve([]),
-      run,
-      isExecutable: (p) => executable.has(p),
-    },
+    platform: fakePlatform({ run, isExecutable: (p) => executable.has(p) }),
   });
 }
 

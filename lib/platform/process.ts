@@ -6,7 +6,7 @@
  * @module
  */
 
-import { genericError, osErrorText } from "./errors.ts";
+import { genericError, osErrorText } from "../errors.ts";
 
 const decoder = new TextDecoder();
 

@@ -19,8 +19,8 @@
  * @module
  */
 
-import { genericError } from "./errors.ts";
-import { decodeModUtf8Lossy } from "./protocol/utf8.ts";
+import { genericError } from "../errors.ts";
+import { decodeModUtf8Lossy } from "../protocol/utf8.ts";
 
 /** One filesystem of the freeze mount list. */
 export interface MountEntry {

@@ -1,0 +1,162 @@
+/**
+ * The `os` facet: the files commands read and write to learn about the guest (/proc, /sys,
+ * /etc, /var/run/utmp, home directories). Every call is one of Deno's async file operations,
+ * which run on the runtime's blocking pool: a file system that stops answering (a dead NFS home
+ * directory, a stopped FUSE daemon) holds that one call, never the event loop.
+ *
+ * {@link osFiles} takes a root so tests can lay out a fake /sys or /proc as plain files in a
+ * temp directory and run a family's real code over it.
+ *
+ * @module
+ */
+
+/** A failed file operation: the C library's text and, where the OS gave one, the errno. */
+export class OsFileError extends Error {
+  constructor(
+    /** strerror text, e.g. `No such file or directory`. */
+    readonly text: string,
+    /** errno (2 for ENOENT, …); 0 when the failure did not come from a system call. */
+    readonly errno: number,
+    /** The path as the command named it (without the test root). */
+    readonly path: string,
+  ) {
+    super(`${path}: ${text}`);
+    this.name = "OsFileError";
+  }
+}
+
+/** What a command can learn from stat(). */
+export interface OsFileInfo {
+  readonly isFile: boolean;
+  readonly isDirectory: boolean;
+  readonly isSymlink: boolean;
+  readonly isBlockDevice: boolean;
+  readonly size: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** Device numbers of a device node (st_rdev), 0 otherwise. */
+  readonly rdev: number;
+}
+
+/** Options of {@link OsFiles.writeFile}. */
+export interface WriteOptions {
+  /** Create if missing (default true), with this mode (default 0o666 & ~umask). */
+  readonly create?: boolean;
+  readonly mode?: number;
+  /** Append instead of truncating. */
+  readonly append?: boolean;
+}
+
+/** The facet. Paths are absolute guest paths. */
+export interface OsFiles {
+  /** The whole file (reads until EOF: /proc and /sys report sizes that are not true). */
+  readFile(path: string): Promise<Uint8Array>;
+  /** Entry names in directory (readdir) order, without `.` and `..`. */
+  readDir(path: string): Promise<string[]>;
+  /** The target of a symbolic link, as stored. */
+  readLink(path: string): Promise<string>;
+  /** The canonical path (realpath). */
+  realPath(path: string): Promise<string>;
+  /** stat() (follows symlinks). */
+  stat(path: string): Promise<OsFileInfo>;
+  /** lstat() (does not follow symlinks). */
+  lstat(path: string): Promise<OsFileInfo>;
+  /** Writes `data`, creating/truncating as asked. */
+  writeFile(path: string, data: Uint8Array, options?: WriteOptions): Promise<void>;
+  /** mkdir with a mode (not recursive). */
+  mkdir(path: string, mode: number): Promise<void>;
+  /** chmod. */
+  chmod(path: string, mode: number): Promise<void>;
+  /** chown. */
+  chown(path: string, uid: number, gid: number): Promise<void>;
+}
+
+const OS_ERROR = /(?:^|: )([^:]*) \(os error (\d+)\)/;
+
+/** Turns whatever a Deno file operation threw into an {@link OsFileError}. */
+export function toOsFileError(e: unknown, path: string): OsFileError {
+  if (e instanceof OsFileError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const m = OS_ERROR.exec(msg);
+  return m ? new OsFileError(m[1], Number(m[2]), path) : new OsFileError(msg, 0, path);
+}
+
+function info(st: Deno.FileInfo): OsFileInfo {
+  return {
+    isFile: st.isFile,
+    isDirectory: st.isDirectory,
+    isSymlink: st.isSymlink,
+    isBlockDevice: st.isBlockDevice ?? false,
+    size: st.size,
+    mode: st.mode ?? 0,
+    uid: st.uid ?? 0,
+    gid: st.gid ?? 0,
+    rdev: st.rdev ?? 0,
+  };
+}
+
+/**
+ * The real facet over the tree at `root` (`/` in the agent; a temp dir holding a fake /sys in
+ * tests).
+ */
+export function osFiles(root: string): OsFiles {
+  const base = root.replace(/\/+$/, "");
+  const at = (path: string) => base + path;
+  async function guard<T>(path: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      throw toOsFileError(e, path);
+    }
+  }
+  return {
+    readFile: (path) => guard(path, () => readToEnd(at(path))),
+    readDir: (path) =>
+      guard(path, async () => {
+        const names: string[] = [];
+        for await (const entry of Deno.readDir(at(path))) names.push(entry.name);
+        return names;
+      }),
+    readLink: (path) => guard(path, () => Deno.readLink(at(path))),
+    realPath: (path) =>
+      guard(path, async () => {
+        const real = await Deno.realPath(at(path));
+        return base !== "" && real.startsWith(base + "/") ? real.slice(base.length) : real;
+      }),
+    stat: (path) => guard(path, async () => info(await Deno.stat(at(path)))),
+    lstat: (path) => guard(path, async () => info(await Deno.lstat(at(path)))),
+    writeFile: (path, data, options = {}) =>
+      guard(path, () =>
+        Deno.writeFile(at(path), data, {
+          create: options.create ?? true,
+          append: options.append ?? false,
+          ...(options.mode !== undefined ? { mode: options.mode } : {}),
+        })),
+    mkdir: (path, mode) => guard(path, () => Deno.mkdir(at(path), { mode })),
+    chmod: (path, mode) => guard(path, () => Deno.chmod(at(path), mode)),
+    chown: (path, uid, gid) => guard(path, () => Deno.chown(at(path), uid, gid)),
+  };
+}
+
+/** Reads until EOF in growing chunks; size-less /proc files need it. */
+async function readToEnd(path: string): Promise<Uint8Array> {
+  using file = await Deno.open(path, { read: true });
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = new Uint8Array(total < 65536 ? 65536 : total);
+    const n = await file.read(chunk);
+    if (n === null) break;
+    chunks.push(chunk.subarray(0, n));
+    total += n;
+  }
+  if (chunks.length === 1) return chunks[0];
+  const all = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return all;
+}
