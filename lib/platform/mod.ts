@@ -60,13 +60,14 @@ export function lazyFacet<T extends object>(load: () => Promise<T>): T {
 
 /** The real platform (module comment). */
 export function systemPlatform(): Platform {
+  const os = lazyFacet(() => import("./files.ts").then((m) => m.osFiles("/")));
   return {
     files: lazyFacet(() => import("../../ffi/file.ts").then((m) => m.fileSyscalls)),
     freeze: lazyFacet(() => import("../../ffi/fsfreeze.ts").then((m) => m.freezeSyscalls)),
-    mounts: async () => (await import("../system/mounts.ts")).buildMountList(),
+    mounts: async () => (await import("../system/mounts.ts")).buildMountList(os),
     run: runCommand,
     isExecutable,
-    os: lazyFacet(() => import("./files.ts").then((m) => m.osFiles("/"))),
+    os,
   };
 }
 

@@ -14,13 +14,30 @@
  *   that cannot be opened either the error is `failed to open mtab file: '/proc/self/mounts'`.
  *
  * Works on bytes, so escapes decode to the exact bytes; the strings returned are those bytes read
- * as UTF-8. Plain Deno file APIs are enough here: reading /proc never blocks on a frozen fs.
+ * as UTF-8. Files are read and stat'ed through the platform's `os` facet (off the event loop: a
+ * btrfs source device on a dead transport must not stall the agent; tests pass fixture roots).
  *
  * @module
  */
 
 import { genericError } from "../errors.ts";
 import { decodeModUtf8Lossy } from "../protocol/utf8.ts";
+
+/** What stat() tells the mount list about a source device. */
+interface DeviceInfo {
+  readonly isDirectory: boolean;
+  readonly isBlockDevice: boolean;
+  readonly rdev: number;
+}
+
+/**
+ * What the mount list reads: the mount table, and stat() of btrfs / mtab sources (the platform's
+ * `os` facet fits).
+ */
+export interface MountFiles {
+  readFile(path: string): Promise<Uint8Array>;
+  stat(path: string): Promise<DeviceInfo>;
+}
 
 /** One filesystem of the freeze mount list. */
 export interface MountEntry {
@@ -54,11 +71,12 @@ const decoder = new TextDecoder(); // non-fatal: invalid UTF-8 becomes U+FFFD
  * @throws QgaError (GenericError) when neither file can be opened
  */
 export async function buildMountList(
+  os: MountFiles,
   mountinfoPath: string = DEFAULT_MOUNTINFO,
   mountsPath: string = DEFAULT_MOUNTS,
 ): Promise<MountEntry[]> {
-  const mountinfo = await readAll(mountinfoPath);
-  if (mountinfo === undefined) return await buildFromMtab(mountsPath);
+  const mountinfo = await os.readFile(mountinfoPath).catch(() => undefined);
+  if (mountinfo === undefined) return await buildFromMtab(os, mountsPath);
 
   const mounts: MountEntry[] = [];
   for (const line of lines(mountinfo)) {
@@ -69,7 +87,7 @@ export async function buildMountList(
     if (devmajor === 0) {
       // btrfs reports major 0 (anonymous device); ask the source device node instead.
       if (devtype !== "btrfs") continue;
-      const dev = await devMajorMinor(cString(decodeMntname(fields.source)));
+      const dev = await devMajorMinor(os, cString(decodeMntname(fields.source)));
       if (typeof dev === "number") continue; // stat failed (-1) or a directory (-2)
       ({ devmajor, devminor } = dev);
     }
@@ -78,40 +96,6 @@ export async function buildMountList(
     mounts.push({ dirname: decodeModUtf8Lossy(path), path, devtype, devmajor, devminor });
   }
   return mounts;
-}
-
-/** File contents, or undefined when the file cannot be opened (qemu-ga's fopen failing). */
-async function readAll(path: string): Promise<Uint8Array | undefined> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch {
-    return undefined;
-  }
-  // Read until EOF: /proc files report size 0, so no size-based shortcut. A read error ends the
-  // input like getline() returning -1 does.
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for (;;) {
-      const chunk = new Uint8Array(65536);
-      const n = await file.read(chunk);
-      if (n === null) break;
-      chunks.push(chunk.subarray(0, n));
-      total += n;
-    }
-  } catch {
-    // keep what was read
-  } finally {
-    file.close();
-  }
-  const all = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.length;
-  }
-  return all;
 }
 
 /** getline(): lines *including* their trailing newline (the scanf `%c` checks rely on it). */
@@ -307,16 +291,17 @@ function devExists(mounts: MountEntry[], devmajor: number, devminor: number): bo
  * neither block device nor directory).
  */
 async function devMajorMinor(
+  os: MountFiles,
   devpath: string,
 ): Promise<{ devmajor: number; devminor: number } | -1 | -2> {
-  let st: Deno.FileInfo;
+  let st: DeviceInfo;
   try {
-    st = await Deno.stat(devpath);
+    st = await os.stat(devpath);
   } catch {
     return -1;
   }
   if (st.isDirectory) return -2;
-  if (st.isBlockDevice && st.rdev !== null) return splitDev(st.rdev);
+  if (st.isBlockDevice) return splitDev(st.rdev);
   return -1;
 }
 
@@ -332,8 +317,8 @@ export function splitDev(rdev: number | bigint): { devmajor: number; devminor: n
 }
 
 /** The `/proc/self/mounts` fallback (`build_fs_mount_list_from_mtab`). */
-async function buildFromMtab(mountsPath: string): Promise<MountEntry[]> {
-  const data = await readAll(mountsPath);
+async function buildFromMtab(os: MountFiles, mountsPath: string): Promise<MountEntry[]> {
+  const data = await os.readFile(mountsPath).catch(() => undefined);
   if (data === undefined) throw genericError(`failed to open mtab file: '${mountsPath}'`);
   const mounts: MountEntry[] = [];
   for (const line of lines(data)) {
@@ -343,7 +328,7 @@ async function buildFromMtab(mountsPath: string): Promise<MountEntry[]> {
     const type = decoder.decode(ent.type);
     // A source not starting with '/' is a pseudo or network fs; smbfs/cifs are network too.
     if (fsname[0] !== "/" || type === "smbfs" || type === "cifs") continue;
-    const dev = await devMajorMinor(cString(ent.fsname));
+    const dev = await devMajorMinor(os, cString(ent.fsname));
     if (dev === -2) continue; // bind mount of a directory
     // Like qemu-ga, a source that is not a block device gets 0:0 and is still listed (once).
     const { devmajor, devminor } = typeof dev === "number" ? { devmajor: 0, devminor: 0 } : dev;

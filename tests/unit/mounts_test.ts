@@ -17,6 +17,7 @@ import {
   splitDev,
 } from "../../lib/system/mounts.ts";
 import { QgaError } from "../../lib/errors.ts";
+import { osFiles } from "../../lib/platform/files.ts";
 import { missingLoopPrerequisite, realTestIf, run, withLoopFs } from "../fixtures/loopfs.ts";
 
 const FIXTURES = new URL("../fixtures/mountinfo/", import.meta.url);
@@ -68,7 +69,7 @@ Deno.test("a mount point that is not UTF-8 keeps its exact bytes for system call
       ...new TextEncoder().encode(" rw shared:1 - ext4 /dev/loop9 rw\n"),
     ]);
     await Deno.writeFile(`${dir}/mountinfo`, line);
-    const [m] = await buildMountList(`${dir}/mountinfo`, "/nonexistent");
+    const [m] = await buildMountList(osFiles("/"), `${dir}/mountinfo`, "/nonexistent");
     assert.deepEqual(m.path, new Uint8Array([...new TextEncoder().encode("/mnt/caf"), 0xe9]));
     assert.equal(m.dirname, "/mnt/caf\uFFFD");
   });
@@ -88,7 +89,11 @@ Deno.test({
   ignore: blockDev === undefined,
   fn: () =>
     withTempDir(async (dir) => {
-      const list = await buildMountList(await fixture("sample.mountinfo", dir), "/nonexistent");
+      const list = await buildMountList(
+        osFiles("/"),
+        await fixture("sample.mountinfo", dir),
+        "/nonexistent",
+      );
       const b = blockDev!;
       const expected: MountEntry[] = withPaths([
         { dirname: "/", devtype: "ext4", devmajor: 253, devminor: 0 },
@@ -116,7 +121,11 @@ Deno.test({
   ignore: blockDev === undefined,
   fn: () =>
     withTempDir(async (dir) => {
-      const list = await buildMountList(`${dir}/no-mountinfo`, await fixture("sample.mounts", dir));
+      const list = await buildMountList(
+        osFiles("/"),
+        `${dir}/no-mountinfo`,
+        await fixture("sample.mounts", dir),
+      );
       const b = blockDev!;
       assert.deepEqual(
         list,
@@ -137,7 +146,7 @@ Deno.test({
 
 Deno.test("neither file readable: GenericError naming the mtab file", async () => {
   await assert.rejects(
-    buildMountList("/nonexistent/mountinfo", "/proc/self/mounts-denoga-missing"),
+    buildMountList(osFiles("/"), "/nonexistent/mountinfo", "/proc/self/mounts-denoga-missing"),
     (e: unknown) => {
       assert.ok(e instanceof QgaError);
       assert.equal(e.klass, "GenericError");
@@ -148,7 +157,7 @@ Deno.test("neither file readable: GenericError naming the mtab file", async () =
   // With the default fallback path the text is qemu-ga's exact one; prove the format by
   // pointing the fallback at the default path's spelling inside a missing directory.
   await assert.rejects(
-    buildMountList("/nonexistent/mountinfo", "/nonexistent/proc/self/mounts"),
+    buildMountList(osFiles("/"), "/nonexistent/mountinfo", "/nonexistent/proc/self/mounts"),
     /^QgaError: failed to open mtab file: '\/nonexistent\/proc\/self\/mounts'$/,
   );
 });
@@ -156,12 +165,12 @@ Deno.test("neither file readable: GenericError naming the mtab file", async () =
 Deno.test("an empty mountinfo gives an empty list (no fallback)", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/empty`, "");
-    assert.deepEqual(await buildMountList(`${dir}/empty`, "/nonexistent"), []);
+    assert.deepEqual(await buildMountList(osFiles("/"), `${dir}/empty`, "/nonexistent"), []);
   });
 });
 
 Deno.test("the live /proc/self/mountinfo parses and follows the rules", async () => {
-  const list = await buildMountList();
+  const list = await buildMountList(osFiles("/"));
   const seen = new Set<string>();
   for (const m of list) {
     assert.ok(m.devmajor !== 0 || m.devtype === "btrfs", JSON.stringify(m));
@@ -242,7 +251,7 @@ realTestIf(
       await Deno.mkdir(bind);
       await run("mount", ["--bind", mnt, bind]);
       try {
-        const list = await buildMountList();
+        const list = await buildMountList(osFiles("/"));
         const own = list.filter((m) => m.dirname === mnt);
         assert.equal(own.length, 1, JSON.stringify(list));
         assert.equal(own[0].devtype, "ext4");
