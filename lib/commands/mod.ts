@@ -11,7 +11,10 @@ import { type Command, CommandTable } from "../dispatch/table.ts";
 import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
 import { infoCommands } from "./info.ts";
+import { passwordCommands } from "./password.ts";
 import { shutdownCommands } from "./shutdown.ts";
+import { sshCommands } from "./ssh.ts";
+import { suspendCommands } from "./suspend.ts";
 import { syncCommands } from "./sync.ts";
 
 /** The 43 commands of newest qemu-ga on Linux, in schema (= registration) order. */
@@ -68,6 +71,9 @@ const FAMILIES: readonly (readonly Command[])[] = [
   shutdownCommands,
   fileCommands,
   fsfreezeCommands,
+  suspendCommands,
+  passwordCommands,
+  sshCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

@@ -19,6 +19,12 @@ export class OsFileError extends Error {
     readonly errno: number,
     /** The path as the command named it (without the test root). */
     readonly path: string,
+    /**
+     * Which step of a multi-step operation failed, where callers need to tell them apart:
+     * `open`, `read`, `write` or `fsync` for {@link OsFiles.readFile} and
+     * {@link OsFiles.writeFile}; undefined elsewhere.
+     */
+    readonly syscall?: string,
   ) {
     super(`${path}: ${text}`);
     this.name = "OsFileError";
@@ -46,6 +52,10 @@ export interface WriteOptions {
   readonly mode?: number;
   /** Append instead of truncating. */
   readonly append?: boolean;
+  /** Fail with EEXIST when the file exists (O_CREAT|O_EXCL, as mkstemp creates). */
+  readonly exclusive?: boolean;
+  /** fsync() before closing. */
+  readonly sync?: boolean;
 }
 
 /** The facet. Paths are absolute guest paths. */
@@ -70,16 +80,31 @@ export interface OsFiles {
   chmod(path: string, mode: number): Promise<void>;
   /** chown. */
   chown(path: string, uid: number, gid: number): Promise<void>;
+  /** rename(2): atomically replaces `to`. */
+  rename(from: string, to: string): Promise<void>;
+  /** unlink(2) of a file. */
+  remove(path: string): Promise<void>;
 }
 
 const OS_ERROR = /(?:^|: )([^:]*) \(os error (\d+)\)/;
 
 /** Turns whatever a Deno file operation threw into an {@link OsFileError}. */
-export function toOsFileError(e: unknown, path: string): OsFileError {
+export function toOsFileError(e: unknown, path: string, syscall?: string): OsFileError {
   if (e instanceof OsFileError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   const m = OS_ERROR.exec(msg);
-  return m ? new OsFileError(m[1], Number(m[2]), path) : new OsFileError(msg, 0, path);
+  return m
+    ? new OsFileError(m[1], Number(m[2]), path, syscall)
+    : new OsFileError(msg, 0, path, syscall);
+}
+
+/** Runs one step of a file operation, tagging a failure with the step's name. */
+async function step<T>(syscall: string, path: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    throw toOsFileError(e, path, syscall);
+  }
 }
 
 function info(st: Deno.FileInfo): OsFileInfo {
@@ -111,7 +136,7 @@ export function osFiles(root: string): OsFiles {
     }
   }
   return {
-    readFile: (path) => guard(path, () => readToEnd(at(path))),
+    readFile: (path) => guard(path, () => readToEnd(at(path), path)),
     readDir: (path) =>
       guard(path, async () => {
         const names: string[] = [];
@@ -127,26 +152,57 @@ export function osFiles(root: string): OsFiles {
     stat: (path) => guard(path, async () => info(await Deno.stat(at(path)))),
     lstat: (path) => guard(path, async () => info(await Deno.lstat(at(path)))),
     writeFile: (path, data, options = {}) =>
-      guard(path, () =>
-        Deno.writeFile(at(path), data, {
-          create: options.create ?? true,
-          append: options.append ?? false,
-          ...(options.mode !== undefined ? { mode: options.mode } : {}),
-        })),
+      guard(path, () => writeAll(at(path), path, data, options)),
     mkdir: (path, mode) => guard(path, () => Deno.mkdir(at(path), { mode })),
     chmod: (path, mode) => guard(path, () => Deno.chmod(at(path), mode)),
     chown: (path, uid, gid) => guard(path, () => Deno.chown(at(path), uid, gid)),
+    rename: (from, to) => guard(from, () => Deno.rename(at(from), at(to))),
+    remove: (path) => guard(path, () => Deno.remove(at(path))),
   };
 }
 
+/**
+ * open, write everything, optionally fsync, close. With `exclusive` or `sync` a failure names
+ * its step and `mode` is the creation mode (umask applies, as for mkstemp).
+ */
+async function writeAll(
+  real: string,
+  path: string,
+  data: Uint8Array,
+  options: WriteOptions,
+): Promise<void> {
+  const exclusive = options.exclusive ?? false;
+  if (!exclusive && !options.sync) {
+    // One call; Deno.writeFile applies `mode` whatever the umask.
+    return await Deno.writeFile(real, data, {
+      create: options.create ?? true,
+      append: options.append ?? false,
+      ...(options.mode !== undefined ? { mode: options.mode } : {}),
+    });
+  }
+  using file = await step("open", path, () =>
+    Deno.open(real, {
+      write: true,
+      create: !exclusive && (options.create ?? true),
+      createNew: exclusive,
+      append: options.append ?? false,
+      truncate: !(options.append ?? false),
+      ...(options.mode !== undefined ? { mode: options.mode } : {}),
+    }));
+  for (let done = 0; done < data.length;) {
+    done += await step("write", path, () => file.write(data.subarray(done)));
+  }
+  if (options.sync) await step("fsync", path, () => file.sync());
+}
+
 /** Reads until EOF in growing chunks; size-less /proc files need it. */
-async function readToEnd(path: string): Promise<Uint8Array> {
-  using file = await Deno.open(path, { read: true });
+async function readToEnd(real: string, path: string): Promise<Uint8Array> {
+  using file = await step("open", path, () => Deno.open(real, { read: true }));
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
     const chunk = new Uint8Array(total < 65536 ? 65536 : total);
-    const n = await file.read(chunk);
+    const n = await step("read", path, () => file.read(chunk));
     if (n === null) break;
     chunks.push(chunk.subarray(0, n));
     total += n;

@@ -19,10 +19,17 @@ import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { MountEntry } from "../system/mounts.ts";
 import type { OsFiles } from "./files.ts";
-import { isExecutable, runCommand } from "./process.ts";
+import { isExecutable, runCommand, runStatus } from "./process.ts";
 
-/** Runs a helper program the way qemu-ga's ga_run_command does; throws QgaError on failure. */
-export type RunCommand = (argv: readonly string[], action: string) => Promise<void>;
+/**
+ * Runs a helper program the way qemu-ga's ga_run_command does, `input` (if any) on its stdin;
+ * throws QgaError on failure.
+ */
+export type RunCommand = (
+  argv: readonly string[],
+  action: string,
+  input?: Uint8Array,
+) => Promise<void>;
 
 /** Everything a command may ask of the OS, one facet per concern. */
 export interface Platform {
@@ -34,6 +41,8 @@ export interface Platform {
   readonly mounts: () => Promise<MountEntry[]>;
   /** Helper programs (hooks, shutdown, hwclock, chpasswd, suspend). */
   readonly run: RunCommand;
+  /** A helper's exit status, -1 when it cannot be started (qemu-ga's run_process_child). */
+  readonly runStatus: (argv: readonly string[]) => Promise<number>;
   /** access(path, X_OK) */
   readonly isExecutable: (path: string) => boolean;
   /** OS files: /proc, /sys, /etc and home directories, read and written off the event loop. */
@@ -66,6 +75,7 @@ export function systemPlatform(): Platform {
     freeze: lazyFacet(() => import("../../ffi/fsfreeze.ts").then((m) => m.freezeSyscalls)),
     mounts: async () => (await import("../system/mounts.ts")).buildMountList(os),
     run: runCommand,
+    runStatus,
     isExecutable,
     os,
   };
@@ -86,6 +96,7 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     freeze: facets.freeze ?? refuse("freeze"),
     mounts: facets.mounts ?? missing("mounts"),
     run: facets.run ?? missing("run"),
+    runStatus: facets.runStatus ?? missing("runStatus"),
     isExecutable: facets.isExecutable ?? missing("isExecutable"),
     os: facets.os ?? refuse("os"),
   };
