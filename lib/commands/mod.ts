@@ -11,6 +11,7 @@ import { type Command, CommandTable } from "../dispatch/table.ts";
 import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
 import { infoCommands } from "./info.ts";
+import { networkCommands } from "./network.ts";
 import { shutdownCommands } from "./shutdown.ts";
 import { syncCommands } from "./sync.ts";
 
@@ -68,6 +69,7 @@ const FAMILIES: readonly (readonly Command[])[] = [
   shutdownCommands,
   fileCommands,
   fsfreezeCommands,
+  networkCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

@@ -19,6 +19,7 @@ import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { MountEntry } from "../system/mounts.ts";
 import type { OsFiles } from "./files.ts";
+import type { NetworkFacet } from "./network.ts";
 import { isExecutable, runCommand } from "./process.ts";
 
 /** Runs a helper program the way qemu-ga's ga_run_command does; throws QgaError on failure. */
@@ -38,6 +39,8 @@ export interface Platform {
   readonly isExecutable: (path: string) => boolean;
   /** OS files: /proc, /sys, /etc and home directories, read and written off the event loop. */
   readonly os: OsFiles;
+  /** Interface addresses in getifaddrs order (guest-network-get-interfaces). */
+  readonly network: NetworkFacet;
 }
 
 /**
@@ -67,6 +70,7 @@ export function systemPlatform(): Platform {
     run: runCommand,
     isExecutable,
     os: lazyFacet(() => import("./files.ts").then((m) => m.osFiles("/"))),
+    network: lazyFacet(() => import("./network.ts").then((m) => m.networkFacet)),
   };
 }
 
@@ -87,5 +91,6 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     run: facets.run ?? missing("run"),
     isExecutable: facets.isExecutable ?? missing("isExecutable"),
     os: facets.os ?? refuse("os"),
+    network: facets.network ?? refuse("network"),
   };
 }
