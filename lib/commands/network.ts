@@ -108,7 +108,7 @@ export function globMatcher(patterns: readonly string[]): (name: string) => bool
 }
 
 function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+  return c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** The device links in kernel order: /proc/net/dev, else /sys/class/net by ifindex. */
