@@ -97,6 +97,7 @@ async function main(args: string[]): Promise<number> {
       fsfreezeHook: config.fsfreezeHook,
       blockedRpcs: config.blockedRpcs,
       allowedRpcs: config.allowedRpcs,
+      excludeInterfaces: config.excludeInterfaces,
     },
     state,
     log,

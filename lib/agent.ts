@@ -21,6 +21,8 @@ export interface AgentOptions {
   readonly blockedRpcs: readonly string[];
   /** `-a`: when given, only these commands are enabled. */
   readonly allowedRpcs?: readonly string[];
+  /** denoga's `--exclude-interfaces`: interface name patterns to leave out of replies. */
+  readonly excludeInterfaces?: readonly string[];
 }
 
 /**

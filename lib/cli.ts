@@ -14,6 +14,7 @@
 type ArgMode = 0 | 1 | 2;
 
 interface OptionDef {
+  /** The short letter; a long-only option (denoga's own) is reported by its long name. */
   readonly short: string;
   readonly long: string;
   readonly arg: ArgMode;
@@ -35,6 +36,8 @@ const OPTIONS: readonly OptionDef[] = [
   { short: "a", long: "allow-rpcs", arg: 1 },
   { short: "t", long: "statedir", arg: 1 },
   { short: "r", long: "retry-path", arg: 0 },
+  // denoga's own options: long only, so no short letter qemu-ga may take later is used.
+  { short: "exclude-interfaces", long: "exclude-interfaces", arg: 1 },
 ];
 
 /** One parsed option: its short letter and its argument, if any. */
@@ -102,7 +105,7 @@ export function parseCommandLine(args: readonly string[], prog: string): ParseRe
     if (a.startsWith("-") && a.length > 1) {
       for (let j = 1; j < a.length; j++) {
         const c = a[j];
-        const def = OPTIONS.find((o) => o.short === c);
+        const def = OPTIONS.find((o) => o.short === c && o.short.length === 1);
         if (!def) return { ok: false, message: `${prog}: invalid option -- '${c}'` };
         if (def.arg === 0) {
           options.push({ opt: c });
@@ -176,5 +179,10 @@ QEMU Guest Agent ${version} (denoga)
                     (virtio-serial driver re-install, serial device hot
                     plug/unplug, etc.)
   -h, --help        display this help and exit
+
+denoga's own options (not in qemu-ga):
+  --exclude-interfaces=LIST
+                    comma-separated shell patterns (veth*,docker*) of
+                    interfaces guest-network-get-interfaces leaves out
 `;
 }

@@ -32,6 +32,8 @@ export interface AgentConfig {
   retryPath: boolean;
   blockedRpcs: string[];
   allowedRpcs: string[] | undefined;
+  /** denoga's `--exclude-interfaces`: name patterns guest-network-get-interfaces leaves out. */
+  excludeInterfaces: string[];
 }
 
 /** qemu-ga's built-in defaults on Debian (§5.1). */
@@ -80,6 +82,11 @@ export function splitList(v: string): string[] {
   return v === "" ? [] : v.split(",").reverse();
 }
 
+/** A pattern list of denoga's own: comma-separated, in the order given, empty items dropped. */
+export function splitPatterns(v: string): string[] {
+  return v.split(",").filter((p) => p !== "");
+}
+
 /** The starting point before the config file: qemu-ga's defaults. */
 export function defaultConfig(): AgentConfig {
   return {
@@ -94,6 +101,7 @@ export function defaultConfig(): AgentConfig {
     retryPath: false,
     blockedRpcs: [],
     allowedRpcs: undefined,
+    excludeInterfaces: [],
   };
 }
 
@@ -122,6 +130,9 @@ export function applyKeyFile(config: AgentConfig, kf: KeyFile): void {
   if (has("allow-rpcs")) {
     const list = [...(config.allowedRpcs ?? []), ...splitList(str("allow-rpcs"))];
     config.allowedRpcs = list.length > 0 ? list : undefined;
+  }
+  if (has("exclude-interfaces")) {
+    config.excludeInterfaces.push(...splitPatterns(str("exclude-interfaces")));
   }
 }
 
@@ -184,6 +195,10 @@ export function dumpConfig(config: AgentConfig, path: string | undefined): strin
   e.push(["retry-path", bool(config.retryPath)]);
   e.push(["block-rpcs", escapeValue(config.blockedRpcs.join(","))]);
   e.push(["allow-rpcs", escapeValue((config.allowedRpcs ?? []).join(","))]);
+  // denoga's own keys come last and only when set, so a default dump matches qemu-ga's.
+  if (config.excludeInterfaces.length > 0) {
+    e.push(["exclude-interfaces", escapeValue(config.excludeInterfaces.join(","))]);
+  }
   return keyFileToData(GROUP, e);
 }
 
@@ -275,6 +290,9 @@ export function resolveConfig(
         config.allowedRpcs = list.length > 0 ? list : undefined;
         break;
       }
+      case "exclude-interfaces":
+        config.excludeInterfaces.push(...splitPatterns(v));
+        break;
       case "h":
         return { kind: "exit", code: 0, stdout: usageText(prog, QGA_COMPAT_VERSION, DEFAULTS) };
     }

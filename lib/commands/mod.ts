@@ -12,6 +12,7 @@ import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
 import { infoCommands } from "./info.ts";
 import { passwordCommands } from "./password.ts";
+import { networkCommands } from "./network.ts";
 import { shutdownCommands } from "./shutdown.ts";
 import { sshCommands } from "./ssh.ts";
 import { suspendCommands } from "./suspend.ts";
@@ -74,6 +75,7 @@ const FAMILIES: readonly (readonly Command[])[] = [
   suspendCommands,
   passwordCommands,
   sshCommands,
+  networkCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

@@ -20,6 +20,7 @@ import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { MountEntry } from "../system/mounts.ts";
 import type { OsFiles } from "./files.ts";
 import { isExecutable, runCommand, runStatus } from "./process.ts";
+import type { NetworkFacet } from "./network.ts";
 
 /**
  * Runs a helper program the way qemu-ga's ga_run_command does, `input` (if any) on its stdin;
@@ -47,6 +48,8 @@ export interface Platform {
   readonly isExecutable: (path: string) => boolean;
   /** OS files: /proc, /sys, /etc and home directories, read and written off the event loop. */
   readonly os: OsFiles;
+  /** Interface addresses in getifaddrs order (guest-network-get-interfaces). */
+  readonly network: NetworkFacet;
 }
 
 /**
@@ -78,6 +81,7 @@ export function systemPlatform(): Platform {
     runStatus,
     isExecutable,
     os,
+    network: lazyFacet(() => import("./network.ts").then((m) => m.networkFacet)),
   };
 }
 
@@ -99,5 +103,6 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     runStatus: facets.runStatus ?? missing("runStatus"),
     isExecutable: facets.isExecutable ?? missing("isExecutable"),
     os: facets.os ?? refuse("os"),
+    network: facets.network ?? refuse("network"),
   };
 }

@@ -292,6 +292,11 @@ export interface AgentOptions {
    * replies are compared as they are, without the 7.2 → newest normalizations.
    */
   readonly newest?: boolean;
+  /**
+   * An argv prefix the agent runs under, e.g. `["ip", "netns", "exec", NS]`; it must exec the
+   * agent (same pid), so signals and the idle check still reach it.
+   */
+  readonly wrap?: readonly string[];
 }
 
 /** A running agent. */
@@ -401,6 +406,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   for (const a of opts.args ?? []) agentArgs.push(a.replaceAll("@DIR@", dir));
   const newest = opts.impl === "qemu-ga" && opts.newest === true;
   let argv = agentCommand(opts.impl, agentArgs, opts.entry, newest);
+  if (opts.wrap) argv = [...opts.wrap, ...argv];
   if (opts.umask !== undefined) {
     argv = ["/bin/sh", "-c", `umask ${opts.umask.toString(8)} && exec "$@"`, "sh", ...argv];
   }

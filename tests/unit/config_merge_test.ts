@@ -120,3 +120,29 @@ Deno.test("split_list: g_strsplit semantics, reversed", () => {
   assertEquals(splitList("a"), ["a"]);
   assertEquals(splitList("a,b,"), ["", "b", "a"]);
 });
+
+Deno.test("--exclude-interfaces: off by default, config then command line accumulate, -D dumps it", () => {
+  const plain = resolveConfig(["-m", "unix-listen", "-p", "/s"], "denoga", [], env({}));
+  assertEquals(plain.kind === "run" && plain.config.excludeInterfaces, []);
+  // Unset, the dump has no such key: byte for byte qemu-ga's.
+  assertEquals(dump([], env({})), DEFAULT_DUMP);
+
+  const e = env({ "/c": "[general]\nexclude-interfaces=veth*,,docker*\n" });
+  const args = ["-c", "/c", "--exclude-interfaces=cali*", "--exclude-interfaces", "br-*,"];
+  const r = resolveConfig(["-m", "unix-listen", "-p", "/s", ...args], "denoga", [], e);
+  assertEquals(r.kind === "run" && r.config.excludeInterfaces, [
+    "veth*",
+    "docker*",
+    "cali*",
+    "br-*",
+  ]);
+  assertEquals(
+    dump(args, e),
+    DEFAULT_DUMP + "exclude-interfaces=veth*,docker*,cali*,br-*\n",
+  );
+  // A unique prefix works as for qemu-ga's own long options.
+  const p = resolveConfig(["--excl=lo", "-m", "unix-listen", "-p", "/s"], "denoga", [], env({}));
+  assertEquals(p.kind === "run" && p.config.excludeInterfaces, ["lo"]);
+  // Long only: no short letter is taken.
+  assertEquals(resolveConfig(["-e"], "denoga", [], env({})).kind, "exit");
+});
