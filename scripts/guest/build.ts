@@ -15,17 +15,24 @@
  * the code `deno task compile` embeds) under `deno run`, from `/opt/denoga/denoga.js`.
  *
  * Needs (CI installs them with apt-get): `busybox-static` (or `busybox`), `qemu-guest-agent` for
- * the qemu-ga image, `apt-get`/`dpkg` to fetch the kernel (`apt-get download` of the package
+ * the qemu-ga image (or `--qemu-ga PATH`: another build, e.g. the newest upstream), `apt-get`/`dpkg` to fetch the kernel (`apt-get download` of the package
  * `linux-image-amd64` depends on, unpacked with `dpkg -x` into the cache dir, never installed),
  * `ldd`. Building the denoga image pre-warms a `DENO_DIR` inside the image with `chroot`, so it
  * wants root (without root the guest analyses the bundle on first start, into RAM).
  *
- * The guest's `/init` loads the virtio and ext4 modules by path (the package has no modules.dep),
- * mounts proc, sysfs, devtmpfs and tmpfs on /run and /tmp, creates the
- * `/dev/virtio-ports/<name>` links (there is no udev), mounts `/dev/vda` (ext4) on `/mnt/disk`,
- * starts a writer appending `/proc/uptime` to `/mnt/disk/ticks` with `sync` about every 100 ms,
- * then runs the agent with its state dir on /run. `/sbin/poweroff` and `/sbin/shutdown` power
- * the machine off (busybox `poweroff -f`). Lines it prints start with `GUEST-INIT:`.
+ * The guest's `/init` loads the virtio, virtio_net and ext4 modules by path (the package has no
+ * modules.dep), mounts proc, sysfs, devtmpfs and tmpfs on /run and /tmp, sets the host name,
+ * installs the image's utmp as `/run/utmp`, creates the `/dev/virtio-ports/<name>` links (there is
+ * no udev), gives `eth0` (when the machine has a NIC) static IPv4 and IPv6 addresses, mounts
+ * `/dev/vda` (ext4) on `/mnt/disk`, starts a writer appending `/proc/uptime` to `/mnt/disk/ticks`
+ * with `sync` about every 100 ms (not with `denoga.noticks` on the kernel command line), then runs
+ * the agent with its state dir on /run. `/sbin/poweroff` and `/sbin/shutdown` power the machine
+ * off (busybox `poweroff -f`). Lines it prints start with `GUEST-INIT:`.
+ *
+ * What the agent's commands read is there too: a fixed `/etc/os-release` and `/etc/hostname`,
+ * `/etc/localtime` (a link into `/usr/share/zoneinfo`, as on Debian), utmp logins
+ * ({@link UTMP_RECORDS}), a test user in passwd/shadow, `/sbin/hwclock` (busybox) and a
+ * `chpasswd` script for guest-set-user-password.
  *
  * @module
  */
