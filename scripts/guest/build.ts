@@ -4,7 +4,8 @@
  * (vm-and-libvirt-testing.md, "A real guest").
  *
  * ```
- * deno run -A scripts/guest/build.ts --agent=qemu-ga|denoga --out DIR [--cache DIR] [--force]
+ * deno run -A scripts/guest/build.ts --agent=qemu-ga|denoga --out DIR [--qemu-ga PATH] [--cache DIR]
+ *   [--force]
  * ```
  *
  * Writes `DIR/vmlinuz`, `DIR/initrd.img` (newc cpio, zstd when `zstd` is installed, else gzip) and
@@ -14,17 +15,24 @@
  * the code `deno task compile` embeds) under `deno run`, from `/opt/denoga/denoga.js`.
  *
  * Needs (CI installs them with apt-get): `busybox-static` (or `busybox`), `qemu-guest-agent` for
- * the qemu-ga image, `apt-get`/`dpkg` to fetch the kernel (`apt-get download` of the package
+ * the qemu-ga image (or `--qemu-ga PATH`: another build, e.g. the newest upstream), `apt-get`/`dpkg` to fetch the kernel (`apt-get download` of the package
  * `linux-image-amd64` depends on, unpacked with `dpkg -x` into the cache dir, never installed),
  * `ldd`. Building the denoga image pre-warms a `DENO_DIR` inside the image with `chroot`, so it
  * wants root (without root the guest analyses the bundle on first start, into RAM).
  *
- * The guest's `/init` loads the virtio and ext4 modules by path (the package has no modules.dep),
- * mounts proc, sysfs, devtmpfs and tmpfs on /run and /tmp, creates the
- * `/dev/virtio-ports/<name>` links (there is no udev), mounts `/dev/vda` (ext4) on `/mnt/disk`,
- * starts a writer appending `/proc/uptime` to `/mnt/disk/ticks` with `sync` about every 100 ms,
- * then runs the agent with its state dir on /run. `/sbin/poweroff` and `/sbin/shutdown` power
- * the machine off (busybox `poweroff -f`). Lines it prints start with `GUEST-INIT:`.
+ * The guest's `/init` loads the virtio, virtio_net and ext4 modules by path (the package has no
+ * modules.dep), mounts proc, sysfs, devtmpfs and tmpfs on /run and /tmp, sets the host name,
+ * installs the image's utmp as `/run/utmp`, creates the `/dev/virtio-ports/<name>` links (there is
+ * no udev), gives `eth0` (when the machine has a NIC) static IPv4 and IPv6 addresses, mounts
+ * `/dev/vda` (ext4) on `/mnt/disk`, starts a writer appending `/proc/uptime` to `/mnt/disk/ticks`
+ * with `sync` about every 100 ms (not with `denoga.noticks` on the kernel command line), then runs
+ * the agent with its state dir on /run. `/sbin/poweroff` and `/sbin/shutdown` power the machine
+ * off (busybox `poweroff -f`). Lines it prints start with `GUEST-INIT:`.
+ *
+ * What the agent's commands read is there too: a fixed `/etc/os-release` and `/etc/hostname`,
+ * `/etc/localtime` (a link into `/usr/share/zoneinfo`, as on Debian), utmp logins
+ * ({@link UTMP_RECORDS}), a test user in passwd/shadow, `/sbin/hwclock` (busybox) and a
+ * `chpasswd` script for guest-set-user-password.
  *
  * @module
  */
@@ -43,6 +51,12 @@ export interface GuestBuildOptions {
   out: string;
   /** Kernel download cache (default: {@link defaultCacheDir}). */
   cacheDir?: string;
+  /**
+   * The qemu-ga binary the qemu-ga image runs (default Debian's `/usr/sbin/qemu-ga`; e.g. the
+   * newest upstream build). It is installed at `/usr/sbin/qemu-ga` in the guest either way, with
+   * the libraries `ldd` lists for it on the host.
+   */
+  qemuGa?: string;
   /** Rebuild even when the manifest matches. */
   force?: boolean;
   /** Progress messages (default: none). */
@@ -86,6 +100,9 @@ export const MODULES = [
   "virtio_pci",
   "virtio_console",
   "virtio_blk",
+  "failover",
+  "net_failover",
+  "virtio_net",
   "crc32c_generic",
   "jbd2",
   "mbcache",
@@ -101,12 +118,112 @@ const SELF_FILES = [
   "scripts/bundle.ts",
 ];
 const QEMU_GA = "/usr/sbin/qemu-ga";
+/** The guest's host name (`/etc/hostname`, set by its init). */
+export const GUEST_HOSTNAME = "qga-test-guest";
+/** The guest's IPv4 address on `eth0` (QEMU user networking's default guest address). */
+export const GUEST_IPV4 = "10.0.2.15/24";
+/** A static unique-local IPv6 address the guest also puts on `eth0`. */
+export const GUEST_IPV6 = "fd00:5::15/64";
+const GUEST_GATEWAY = "10.0.2.2";
+/** Where the image keeps the utmp its init copies to `/run/utmp`. */
+const UTMP_SEED = "/usr/share/qga-test/utmp";
+/** An unprivileged user the image has in passwd/shadow and logged in (utmp). */
+export const TEST_USER = "qgauser";
+/** The zone the guest's `/etc/localtime` is copied from, when the host has it. */
+export const GUEST_TIMEZONE = "Europe/Berlin";
+/**
+ * `/etc/os-release` of the guest: fixed (not the host's), with every field a QGA client reads and
+ * quoting in both styles.
+ */
+export const OS_RELEASE = `PRETTY_NAME="Denoga Test Linux 12 (busybox)"
+NAME="Denoga Test Linux"
+VERSION_ID="12"
+VERSION="12 (busybox)"
+ID=denoga-test
+ID_LIKE=debian
+VARIANT='Guest Agent Test Image'
+VARIANT_ID=qga-e2e
+HOME_URL="https://example.invalid/"
+`;
+/**
+ * Logins recorded in the guest's `/run/utmp` (glibc x86-64 `struct utmp`, 384 bytes each), read by
+ * guest-get-users: a boot record, two sessions of {@link TEST_USER} (the earlier one counts), one
+ * of root, and an ended session that must not be reported.
+ */
+export const UTMP_RECORDS: readonly UtmpRecord[] = [
+  { type: 2, pid: 0, line: "~", id: "~~", user: "reboot", host: "", sec: 1764000000, usec: 0 },
+  {
+    type: 7,
+    pid: 301,
+    line: "pts/0",
+    id: "ts/0",
+    user: TEST_USER,
+    host: "10.0.2.2",
+    sec: 1764003600,
+    usec: 250000,
+  },
+  {
+    type: 7,
+    pid: 201,
+    line: "tty1",
+    id: "1",
+    user: TEST_USER,
+    host: "",
+    sec: 1764001800,
+    usec: 500000,
+  },
+  { type: 7, pid: 202, line: "tty2", id: "2", user: "root", host: "", sec: 1764002000, usec: 125 },
+  { type: 8, pid: 203, line: "tty3", id: "3", user: "olduser", host: "", sec: 1764002100, usec: 0 },
+];
 const GUEST_DENO = "/usr/local/bin/deno";
 const GUEST_SRC = "/opt/denoga";
 const GUEST_DENO_DIR = "/opt/deno-dir";
 const PATH_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 const dec = new TextDecoder();
 const enc = new TextEncoder();
+
+/** One utmp entry (the members guest-get-users and `who` look at). */
+export interface UtmpRecord {
+  /** `ut_type`: 2 BOOT_TIME, 7 USER_PROCESS, 8 DEAD_PROCESS. */
+  type: number;
+  pid: number;
+  line: string;
+  id: string;
+  user: string;
+  host: string;
+  sec: number;
+  usec: number;
+}
+
+/** Size of glibc's `struct utmp` on x86-64. */
+export const UTMP_SIZE = 384;
+
+/**
+ * `records` as glibc's x86-64 `struct utmp` array: type (i16, 2 bytes padding), pid (i32),
+ * line[32], id[4], user[32], host[256], exit (2 × i16), session (i32), tv (2 × i32: 64-bit glibc
+ * keeps the 32-bit layout), addr_v6 (4 × i32), 20 reserved bytes.
+ */
+export function encodeUtmp(records: readonly UtmpRecord[]): Uint8Array {
+  const out = new Uint8Array(UTMP_SIZE * records.length);
+  records.forEach((r, i) => {
+    const base = i * UTMP_SIZE;
+    const view = new DataView(out.buffer, base, UTMP_SIZE);
+    const text = (offset: number, size: number, s: string): void => {
+      const bytes = enc.encode(s);
+      if (bytes.length > size) throw new Error(`utmp field too long: ${s}`);
+      out.set(bytes, base + offset);
+    };
+    view.setInt16(0, r.type, true);
+    view.setInt32(4, r.pid, true);
+    text(8, 32, r.line);
+    text(40, 4, r.id);
+    text(44, 32, r.user);
+    text(76, 256, r.host);
+    view.setInt32(340, r.sec, true);
+    view.setInt32(344, r.usec, true);
+  });
+  return out;
+}
 
 /** `$DENOGA_GUEST_CACHE`, else `$XDG_CACHE_HOME/denoga-guest`, else `~/.cache/denoga-guest`. */
 export function defaultCacheDir(): string {
@@ -173,12 +290,15 @@ function busyboxPath(): string | undefined {
 export function missingBuildPrerequisite(
   agent: GuestAgent,
   cacheDir = defaultCacheDir(),
+  qemuGa = QEMU_GA,
 ): string | undefined {
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") return "not x86-64 Linux";
   if (busyboxPath() === undefined) return "busybox not found (apt-get install busybox-static)";
   if (which("ldd") === undefined) return "ldd not found";
-  if (agent === "qemu-ga" && !exists(QEMU_GA)) {
-    return `${QEMU_GA} not found (apt-get install qemu-guest-agent)`;
+  if (agent === "qemu-ga" && !exists(qemuGa)) {
+    return qemuGa === QEMU_GA
+      ? `${QEMU_GA} not found (apt-get install qemu-guest-agent)`
+      : `${qemuGa} not found`;
   }
   if (cachedKernelDirs(cacheDir).length === 0) {
     for (const tool of ["apt-cache", "apt-get", "dpkg"]) {
@@ -218,6 +338,18 @@ function cachedKernelDirs(cacheDir: string): string[] {
   return dirs.sort();
 }
 
+/** Whether a cached kernel dir kept every module of {@link MODULES} (the list grows over time). */
+function holdsAllModules(dir: string): boolean {
+  try {
+    const meta = JSON.parse(Deno.readTextFileSync(`${dir}/kernel.json`)) as {
+      modules: Record<string, string>;
+    };
+    return MODULES.every((m) => m in meta.modules);
+  } catch {
+    return false;
+  }
+}
+
 /** The package `linux-image-amd64` depends on (e.g. `linux-image-6.1.0-56-amd64`). */
 async function kernelPackageName(): Promise<string | undefined> {
   try {
@@ -245,7 +377,7 @@ async function fetchKernel(cacheDir: string, log: (m: string) => void): Promise<
   let dir: string | undefined;
   if (pkg !== undefined) {
     dir = `${cacheDir}/kernel/${pkg}`;
-    if (!exists(`${dir}/kernel.json`)) {
+    if (!exists(`${dir}/kernel.json`) || !holdsAllModules(dir)) {
       if (exists(dir)) await Deno.remove(dir, { recursive: true });
       const tmp = `${dir}.tmp-${Deno.pid}`;
       await Deno.mkdir(tmp, { recursive: true });
@@ -420,6 +552,10 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+hostname -F /etc/hostname
+cp ${UTMP_SEED} /run/utmp
+# Only the static addresses below: no router-advertised ones arriving at random moments.
+for c in all default; do echo 0 > /proc/sys/net/ipv6/conf/$c/accept_ra; done
 up() { read u _ < /proc/uptime; echo "$u"; }
 say() { echo "GUEST-INIT: $* (uptime $(up))"; }
 say "early userspace"
@@ -436,11 +572,23 @@ for p in /sys/class/virtio-ports/*; do
   [ -f "$p/name" ] && ln -sf "../\${p##*/}" "/dev/virtio-ports/$(cat "$p/name")"
 done
 say "virtio ports: $(ls /dev/virtio-ports | tr '\\n' ' ')"
+ip link set lo up
+if [ -e /sys/class/net/eth0 ]; then
+  # No duplicate address detection: the static address is final at once, never "tentative".
+  echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
+  ip link set eth0 up && ip addr add ${GUEST_IPV4} dev eth0 &&
+    ip -6 addr add ${GUEST_IPV6} dev eth0 && ip route add default via ${GUEST_GATEWAY} &&
+    say "eth0: ${GUEST_IPV4} ${GUEST_IPV6}" || say "cannot configure eth0"
+fi
 mkdir -p ${DISK_MOUNT}
 if mount -t ext4 /dev/vda ${DISK_MOUNT}; then
   say "/dev/vda mounted on ${DISK_MOUNT}"
-  # Proof for the freeze test: a write blocks while ${DISK_MOUNT} is frozen.
-  ( while :; do read u _ < /proc/uptime; echo "$u" >> ${TICKS_FILE}; sync; sleep 0.1; done ) &
+  # Proof for the freeze test: a write blocks while ${DISK_MOUNT} is frozen. \`denoga.noticks\`
+  # (kernel command line) leaves the disk untouched, so its usage is the same on every boot.
+  case " $(cat /proc/cmdline) " in
+    *" denoga.noticks "*) ;;
+    *) ( while :; do read u _ < /proc/uptime; echo "$u" >> ${TICKS_FILE}; sync; sleep 0.1; done ) & ;;
+  esac
 else
   say "cannot mount /dev/vda"
 fi
@@ -494,11 +642,35 @@ sync
 exec /bin/busybox poweroff -f
 `;
 
+/**
+ * guest-set-user-password runs \`chpasswd [-e]\` with \`user:password\` lines on stdin; Debian's
+ * busybox-static has no chpasswd applet, so the image has this one, over busybox \`mkpasswd\`.
+ */
+const CHPASSWD = `#!/bin/sh
+crypted=0
+[ "$1" = "-e" ] && crypted=1
+status=0
+while IFS= read -r line; do
+  user=\${line%%:*}
+  pass=\${line#*:}
+  if ! grep -q "^$user:" /etc/shadow; then
+    echo "chpasswd: unknown user $user" >&2
+    status=1
+    continue
+  fi
+  [ $crypted = 1 ] || pass=$(printf '%s' "$pass" | mkpasswd -m sha512 -P 0) || exit 1
+  sed -i "s|^$user:[^:]*:|$user:$pass:|" /etc/shadow || exit 1
+  echo "GUEST-INIT: chpasswd: $user" > /dev/console
+done
+exit $status
+`;
+
 /** Fills `tree` with everything the image holds. Returns whether DENO_DIR was pre-warmed. */
 async function populate(
   tree: string,
   agent: GuestAgent,
   kernel: Kernel,
+  qemuGa: string,
   log: (m: string) => void,
 ): Promise<boolean> {
   for (
@@ -514,6 +686,7 @@ async function populate(
       "tmp",
       "root",
       "etc",
+      "var",
       "mnt/disk",
       "lib/modules",
     ]
@@ -530,14 +703,40 @@ async function populate(
   await writeFile(tree, "/init", initScript(agent), 0o755);
   await writeFile(tree, "/sbin/poweroff", POWEROFF, 0o755);
   await writeFile(tree, "/sbin/shutdown", POWEROFF, 0o755);
-  await writeFile(tree, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644);
-  await writeFile(tree, "/etc/group", "root:x:0:\n", 0o644);
-  await writeFile(tree, "/etc/hostname", `${agent}-guest\n`, 0o644);
-  if (exists("/etc/os-release")) await install(tree, "/etc/os-release", "/etc/os-release", 0o644);
+  await Deno.symlink("/bin/busybox", `${tree}/sbin/hwclock`);
+  await writeFile(tree, "/usr/sbin/chpasswd", CHPASSWD, 0o755);
+  await writeFile(
+    tree,
+    "/etc/passwd",
+    `root:x:0:0:root:/root:/bin/sh\n${TEST_USER}:x:1000:1000:QGA test user:/home/${TEST_USER}:/bin/sh\n`,
+    0o644,
+  );
+  await writeFile(tree, "/etc/group", `root:x:0:\n${TEST_USER}:x:1000:\n`, 0o644);
+  // Password hashes are set by the test through guest-set-user-password; "!" = locked.
+  await writeFile(
+    tree,
+    "/etc/shadow",
+    `root:*:20000:0:99999:7:::\n${TEST_USER}:!:20000:0:99999:7:::\n`,
+    0o600,
+  );
+  await Deno.mkdir(`${tree}/home/${TEST_USER}`, { recursive: true });
+  await writeFile(tree, "/etc/hostname", `${GUEST_HOSTNAME}\n`, 0o644);
+  await writeFile(tree, "/etc/os-release", OS_RELEASE, 0o644);
+  const zone = `/usr/share/zoneinfo/${GUEST_TIMEZONE}`;
+  if (exists(zone)) {
+    // Laid out as on Debian: GLib (qemu-ga) names the zone from the link target, else says UTC.
+    await install(tree, zone, zone, 0o644);
+    await Deno.symlink(zone, `${tree}/etc/localtime`);
+    await writeFile(tree, "/etc/timezone", `${GUEST_TIMEZONE}\n`, 0o644);
+  }
+  await Deno.mkdir(`${tree}${UTMP_SEED.slice(0, UTMP_SEED.lastIndexOf("/"))}`, { recursive: true });
+  await Deno.writeFile(`${tree}${UTMP_SEED}`, encodeUtmp(UTMP_RECORDS));
+  // glibc reads /var/run/utmp.
+  await Deno.symlink("../run", `${tree}/var/run`);
   let prewarmed = false;
   if (agent === "qemu-ga") {
-    await install(tree, QEMU_GA, QEMU_GA, 0o755);
-    binaries.push(QEMU_GA);
+    await install(tree, qemuGa, QEMU_GA, 0o755);
+    binaries.push(qemuGa);
   } else {
     await install(tree, Deno.execPath(), GUEST_DENO, 0o755);
     binaries.push(Deno.execPath());
@@ -667,18 +866,20 @@ async function fileStamp(path: string): Promise<string> {
   return `${path} ${st.size} ${st.mtime?.getTime() ?? 0}`;
 }
 
-async function inputHash(agent: GuestAgent, kernel: Kernel): Promise<string> {
+async function inputHash(agent: GuestAgent, kernel: Kernel, qemuGa: string): Promise<string> {
   const parts: (string | Uint8Array)[] = [
     `agent ${agent}`,
     `kernel ${kernel.pkg} ${kernel.release}`,
   ];
   for (const rel of SELF_FILES) parts.push(rel, await Deno.readFile(`${ROOT}/${rel}`));
   const busybox = busyboxPath()!;
-  const binaries = [busybox, agent === "qemu-ga" ? QEMU_GA : Deno.execPath()];
+  const binaries = [busybox, agent === "qemu-ga" ? qemuGa : Deno.execPath()];
   for (const bin of binaries) {
     parts.push(await fileStamp(bin));
     for (const lib of await lddLibraries(bin)) parts.push(await fileStamp(lib));
   }
+  const zone = `/usr/share/zoneinfo/${GUEST_TIMEZONE}`;
+  if (exists(zone)) parts.push(await fileStamp(zone));
   if (agent === "denoga") {
     parts.push(`deno ${Deno.version.deno}`);
     for (const rel of await denogaSources()) parts.push(rel, await Deno.readFile(`${ROOT}/${rel}`));
@@ -707,12 +908,13 @@ async function inputHash(agent: GuestAgent, kernel: Kernel): Promise<string> {
 export async function buildGuestImage(opts: GuestBuildOptions): Promise<GuestImage> {
   const log = opts.log ?? (() => {});
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  const missing = missingBuildPrerequisite(opts.agent, cacheDir);
+  const qemuGa = opts.qemuGa ?? QEMU_GA;
+  const missing = missingBuildPrerequisite(opts.agent, cacheDir, qemuGa);
   if (missing !== undefined) throw new Error(`cannot build the ${opts.agent} guest: ${missing}`);
   const started = performance.now();
   const kernel = await fetchKernel(cacheDir, log);
   await checkModuleOrder(kernel);
-  const hash = await inputHash(opts.agent, kernel);
+  const hash = await inputHash(opts.agent, kernel, qemuGa);
   const out = opts.out.replace(/\/$/, "");
   const manifestPath = `${out}/manifest.json`;
   if (!opts.force && exists(manifestPath)) {
@@ -731,7 +933,7 @@ export async function buildGuestImage(opts: GuestBuildOptions): Promise<GuestIma
   const tmpInitrd = `${out}/.initrd-${Deno.pid}.img`;
   try {
     log(`building the ${opts.agent} initramfs (kernel ${kernel.release})`);
-    const prewarmed = await populate(tree, opts.agent, kernel, log);
+    const prewarmed = await populate(tree, opts.agent, kernel, qemuGa, log);
     const { compression, cpioBytes } = await packInitramfs(tree, tmpInitrd);
     const initrd = `${out}/initrd.img`;
     const vmlinuz = `${out}/vmlinuz`;
@@ -764,6 +966,7 @@ function parseArgs(args: string[]): GuestBuildOptions | string {
   let agent: string | undefined;
   let out: string | undefined;
   let cacheDir: string | undefined;
+  let qemuGa: string | undefined;
   let force = false;
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].includes("=")
@@ -773,19 +976,20 @@ function parseArgs(args: string[]): GuestBuildOptions | string {
     if (flag === "--agent") agent = value();
     else if (flag === "--out") out = value();
     else if (flag === "--cache") cacheDir = value();
+    else if (flag === "--qemu-ga") qemuGa = value();
     else if (flag === "--force") force = true;
     else return `unknown argument ${args[i]}`;
   }
   if (agent !== "qemu-ga" && agent !== "denoga") return "--agent=qemu-ga|denoga is required";
   if (!out) return "--out DIR is required";
-  return { agent, out, cacheDir, force, log: (m) => console.error(`guest/build: ${m}`) };
+  return { agent, out, cacheDir, qemuGa, force, log: (m) => console.error(`guest/build: ${m}`) };
 }
 
 if (import.meta.main) {
   const opts = parseArgs(Deno.args);
   if (typeof opts === "string") {
     console.error(
-      `${opts}\nusage: build.ts --agent=qemu-ga|denoga --out DIR [--cache DIR] [--force]`,
+      `${opts}\nusage: build.ts --agent=qemu-ga|denoga --out DIR [--qemu-ga PATH] [--cache DIR] [--force]`,
     );
     Deno.exit(2);
   }
