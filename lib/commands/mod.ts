@@ -8,8 +8,10 @@
  */
 
 import { type Command, CommandTable } from "../dispatch/table.ts";
+import { clockCommands } from "./clock.ts";
 import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
+import { hostCommands } from "./host.ts";
 import { infoCommands } from "./info.ts";
 import { shutdownCommands } from "./shutdown.ts";
 import { syncCommands } from "./sync.ts";
@@ -68,6 +70,8 @@ const FAMILIES: readonly (readonly Command[])[] = [
   shutdownCommands,
   fileCommands,
   fsfreezeCommands,
+  clockCommands,
+  hostCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

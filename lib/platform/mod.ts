@@ -18,7 +18,11 @@
 import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { MountEntry } from "../system/mounts.ts";
+import type { Clock } from "./clock.ts";
 import type { OsFiles } from "./files.ts";
+import type { HostInfo } from "./host.ts";
+import { systemClock } from "./clock.ts";
+import { systemHost } from "./host.ts";
 import { isExecutable, runCommand } from "./process.ts";
 
 /** Runs a helper program the way qemu-ga's ga_run_command does; throws QgaError on failure. */
@@ -38,6 +42,10 @@ export interface Platform {
   readonly isExecutable: (path: string) => boolean;
   /** OS files: /proc, /sys, /etc and home directories, read and written off the event loop. */
   readonly os: OsFiles;
+  /** The wall clock: read it, set it (guest-get-time, guest-set-time). */
+  readonly clock: Clock;
+  /** Node name, environment, machine (host-information commands). */
+  readonly host: HostInfo;
 }
 
 /**
@@ -67,6 +75,8 @@ export function systemPlatform(): Platform {
     run: runCommand,
     isExecutable,
     os: lazyFacet(() => import("./files.ts").then((m) => m.osFiles("/"))),
+    clock: systemClock,
+    host: systemHost,
   };
 }
 
@@ -87,5 +97,7 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     run: facets.run ?? missing("run"),
     isExecutable: facets.isExecutable ?? missing("isExecutable"),
     os: facets.os ?? refuse("os"),
+    clock: facets.clock ?? refuse("clock"),
+    host: facets.host ?? refuse("host"),
   };
 }
