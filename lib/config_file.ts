@@ -102,9 +102,10 @@ export class KeyFile {
     let currentName: string | undefined;
     const lines = text.split("\n");
     // A final line without "\n" is parsed too; an empty one is a comment.
-    for (let line of lines) {
-      if (line.endsWith("\r")) line = line.slice(0, -1);
-      const start = line.replace(/^[ \t\n\v\f\r]+/, "");
+    // g_ascii_isspace: no vertical tab. One "\r" before a "\n" is dropped, not at the end.
+    for (let [n, line] of lines.entries()) {
+      if (n < lines.length - 1 && line.endsWith("\r")) line = line.slice(0, -1);
+      const start = line.replace(/^[ \t\n\f\r]+/, "");
       if (start === "" || start.startsWith("#")) continue;
       if (isGroupLine(start)) {
         const name = start.slice(1, start.lastIndexOf("]"));
@@ -132,11 +133,11 @@ export class KeyFile {
         );
       }
       if (!current) throw new KeyFileError("Key file does not start with a group");
-      const key = start.slice(0, eq).replace(/[ \t\n\v\f\r]+$/, "");
-      if (!/^[^[\]]*(\[[^\]]*\])?$/.test(key)) {
+      const key = start.slice(0, eq).replace(/[ \t\n\f\r]+$/, "");
+      if (!isKeyName(key)) {
         throw new KeyFileError(`Invalid key name: ${lossy(key)}`);
       }
-      const value = start.slice(eq + 1).replace(/^[ \t\n\v\f\r]+/, "");
+      const value = start.slice(eq + 1).replace(/^[ \t\n\f\r]+/, "");
       if (currentName === startGroup && key === "Encoding" && value.toUpperCase() !== "UTF-8") {
         throw new KeyFileError(`Key file contains unsupported encoding “${lossy(value)}”`);
       }
@@ -144,6 +145,18 @@ export class KeyFile {
     }
     return kf;
   }
+}
+
+/**
+ * GLib's key-name rule: no `=`, `[` or `]` before an optional `[locale]` suffix, no space next
+ * to that suffix or at either end, a locale of letters, digits, `-`, `_`, `.` and `@` only.
+ */
+function isKeyName(key: string): boolean {
+  const open = key.search(/[[\]]/);
+  const base = open < 0 ? key : key.slice(0, open);
+  if (base === "" || base.startsWith(" ") || base.endsWith(" ")) return false;
+  if (open < 0) return true;
+  return /^\[[\p{L}\p{N}\-_.@]*\]$/u.test(lossy(key.slice(open)));
 }
 
 function isGroupLine(line: string): boolean {

@@ -8,8 +8,10 @@
  */
 
 import { type Command, CommandTable } from "../dispatch/table.ts";
+import { clockCommands } from "./clock.ts";
 import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
+import { hostCommands } from "./host.ts";
 import { infoCommands } from "./info.ts";
 import { passwordCommands } from "./password.ts";
 import { networkCommands } from "./network.ts";
@@ -76,6 +78,8 @@ const FAMILIES: readonly (readonly Command[])[] = [
   passwordCommands,
   sshCommands,
   networkCommands,
+  clockCommands,
+  hostCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

@@ -18,9 +18,13 @@
 import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { MountEntry } from "../system/mounts.ts";
+import type { Clock } from "./clock.ts";
 import type { OsFiles } from "./files.ts";
 import { isExecutable, runCommand, runStatus } from "./process.ts";
 import type { NetworkFacet } from "./network.ts";
+import type { HostInfo } from "./host.ts";
+import { systemClock } from "./clock.ts";
+import { systemHost } from "./host.ts";
 
 /**
  * Runs a helper program the way qemu-ga's ga_run_command does, `input` (if any) on its stdin;
@@ -50,6 +54,10 @@ export interface Platform {
   readonly os: OsFiles;
   /** Interface addresses in getifaddrs order (guest-network-get-interfaces). */
   readonly network: NetworkFacet;
+  /** The wall clock: read it, set it (guest-get-time, guest-set-time). */
+  readonly clock: Clock;
+  /** Node name, environment, machine (host-information commands). */
+  readonly host: HostInfo;
 }
 
 /**
@@ -82,6 +90,8 @@ export function systemPlatform(): Platform {
     isExecutable,
     os,
     network: lazyFacet(() => import("./network.ts").then((m) => m.networkFacet)),
+    clock: systemClock,
+    host: systemHost,
   };
 }
 
@@ -104,5 +114,7 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     isExecutable: facets.isExecutable ?? missing("isExecutable"),
     os: facets.os ?? refuse("os"),
     network: facets.network ?? refuse("network"),
+    clock: facets.clock ?? refuse("clock"),
+    host: facets.host ?? refuse("host"),
   };
 }

@@ -1,0 +1,251 @@
+/**
+ * Host information (§3.7, §3.11): guest-get-host-name, guest-get-users, guest-get-timezone,
+ * guest-get-osinfo, guest-get-load. Parsing lives in lib/system/ (os_release, utmp, tzif,
+ * loadavg); this file finds the sources the way qemu-ga and the libraries it calls do, and
+ * shapes the replies.
+ *
+ * @module
+ */
+
+import type { Agent } from "../agent.ts";
+import { t } from "../dispatch/schema.ts";
+import { defineCommand } from "../dispatch/table.ts";
+import { genericError } from "../errors.ts";
+import { OsFileError } from "../platform/files.ts";
+import { decodeModUtf8Lossy } from "../protocol/utf8.ts";
+import { parseLoadavg } from "../system/loadavg.ts";
+import { parseOsRelease } from "../system/os_release.ts";
+import {
+  constantOffsetZone,
+  parseTzif,
+  posixRuleZone,
+  type Zone,
+  zoneInfoAt,
+} from "../system/tzif.ts";
+import { loggedInUsers, parseUtmp, utmpLayout } from "../system/utmp.ts";
+
+/** glibc's `_PATH_UTMP`, the file getutxent reads. */
+const UTMP = "/var/run/utmp";
+/** glibc's HOST_NAME_MAX (sysconf(_SC_HOST_NAME_MAX)): the buffer qemu-ga hands gethostname. */
+const HOST_NAME_MAX = 64;
+const EINVAL = 22;
+
+async function readOrUndefined(agent: Agent, path: string): Promise<Uint8Array | undefined> {
+  try {
+    return await agent.platform.os.readFile(path);
+  } catch (e) {
+    if (e instanceof OsFileError) return undefined;
+    throw e;
+  }
+}
+
+/** First line of a /proc/sys file, as QEMU would print its bytes; undefined if unreadable. */
+async function procLine(agent: Agent, path: string): Promise<string | undefined> {
+  const data = await readOrUndefined(agent, path);
+  if (data === undefined) return undefined;
+  const nl = data.indexOf(0x0a);
+  return decodeModUtf8Lossy(data, 0, nl < 0 ? data.length : nl);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The local time zone, found as GLib's g_time_zone_new_local does
+
+const UTC: Zone = constantOffsetZone("UTC")!;
+
+async function isDirectory(agent: Agent, path: string): Promise<boolean> {
+  try {
+    return (await agent.platform.os.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/** GLib's zone_identifier_unix, reduced to the question it settles: is /etc/localtime used? */
+async function localtimeIsUsable(agent: Agent): Promise<boolean> {
+  const os = agent.platform.os;
+  let notASymlinkToZoneinfo: boolean;
+  try {
+    const target = await os.readLink("/etc/localtime");
+    const absolute = target.startsWith("/") ? target : `/etc/${target}`;
+    try {
+      if ((await os.lstat(absolute)).isFile) return true;
+      notASymlinkToZoneinfo = true; // a symlink to a symlink, for example
+    } catch {
+      return false;
+    }
+  } catch (e) {
+    notASymlinkToZoneinfo = e instanceof OsFileError && e.errno === EINVAL;
+  }
+  // A plain file (or a chain of links): GLib wants the zone's name from one of these first.
+  return notASymlinkToZoneinfo &&
+    ((await readOrUndefined(agent, "/var/db/zoneinfo")) !== undefined ||
+      (await readOrUndefined(agent, "/etc/timezone")) !== undefined);
+}
+
+/**
+ * The zone qemu-ga reports: `TZ` as a constant offset, a POSIX rule or a zoneinfo file (`:`
+ * prefix allowed, relative to `$TZDIR` or /usr/share/zoneinfo); without `TZ`, /etc/localtime.
+ * Anything GLib cannot load is UTC.
+ */
+export async function localZone(agent: Agent): Promise<Zone> {
+  const tz = agent.platform.host.env("TZ");
+  if (tz === undefined) {
+    if (!(await localtimeIsUsable(agent))) return UTC;
+    const data = await readOrUndefined(agent, "/etc/localtime");
+    return (data && parseTzif(data)) ?? UTC;
+  }
+  const fixed = constantOffsetZone(tz) ?? posixRuleZone(tz);
+  if (fixed) return fixed;
+  let tzdir = agent.platform.host.env("TZDIR");
+  if (tzdir === undefined) {
+    tzdir = !(await isDirectory(agent, "/usr/share/zoneinfo")) &&
+        (await isDirectory(agent, "/usr/share/lib/zoneinfo"))
+      ? "/usr/share/lib/zoneinfo"
+      : "/usr/share/zoneinfo";
+  }
+  const name = tz.startsWith(":") ? tz.slice(1) : tz;
+  const path = name.startsWith("/") ? name : `${tzdir.replace(/\/+$/, "")}/${name}`;
+  const data = await readOrUndefined(agent, path);
+  return (data && parseTzif(data)) ?? UTC;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+/** Reports the host name. */
+export const guestGetHostName = defineCommand({
+  name: "guest-get-host-name",
+  summary: "Report the guest's host name",
+  args: [],
+  returns: t.struct("GuestHostName", [{ name: "host-name", type: t.str }]),
+  run: (_args, agent) => {
+    const name = agent.platform.host.hostName();
+    // gethostname fails when the name and its NUL do not fit the buffer, and the error wins
+    // over qemu-ga's `localhost` fallback.
+    if (new TextEncoder().encode(name).length >= HOST_NAME_MAX) {
+      throw genericError("cannot get hostname: File name too long");
+    }
+    return { "host-name": name };
+  },
+});
+
+/** Reports the logged-in users. */
+export const guestGetUsers = defineCommand({
+  name: "guest-get-users",
+  summary: "Report the users logged in to the guest and when they first logged in",
+  args: [],
+  returns: t.list(t.struct("GuestUser", [
+    { name: "user", type: t.str },
+    { name: "login-time", type: t.number },
+    { name: "domain", type: t.str, optional: true },
+  ])),
+  run: async (_args, agent) => {
+    // getutxent finds no records in a file it cannot open.
+    const data = await readOrUndefined(agent, UTMP) ?? new Uint8Array();
+    const records = parseUtmp(data, utmpLayout(agent.platform.host.arch));
+    return loggedInUsers(records).map((u) => ({
+      user: decodeModUtf8Lossy(u.user),
+      "login-time": u.loginTime,
+    }));
+  },
+});
+
+/** Reports the time zone in effect now. */
+export const guestGetTimezone = defineCommand({
+  name: "guest-get-timezone",
+  summary: "Report the guest's current time zone abbreviation and offset from UTC",
+  args: [],
+  returns: t.struct("GuestTimezone", [
+    { name: "zone", type: t.str, optional: true },
+    { name: "offset", type: t.int },
+  ]),
+  run: async (_args, agent) => {
+    // GLib falls back to UTC for any zone it cannot load, so qemu-ga's
+    // `Couldn't retrieve local timezone` cannot happen.
+    const zone = await localZone(agent);
+    const now = agent.platform.clock.nowMicroseconds() / 1_000_000n;
+    const info = zoneInfoAt(zone, Number(now));
+    return { zone: info.abbrev, offset: info.offset };
+  },
+});
+
+/** Reports kernel and distribution. */
+export const guestGetOsinfo = defineCommand({
+  name: "guest-get-osinfo",
+  summary: "Report the guest's kernel and operating system (uname and os-release)",
+  args: [],
+  returns: t.struct("GuestOSInfo", [
+    { name: "kernel-release", type: t.str, optional: true },
+    { name: "kernel-version", type: t.str, optional: true },
+    { name: "machine", type: t.str, optional: true },
+    { name: "id", type: t.str, optional: true },
+    { name: "name", type: t.str, optional: true },
+    { name: "pretty-name", type: t.str, optional: true },
+    { name: "version", type: t.str, optional: true },
+    { name: "version-id", type: t.str, optional: true },
+    { name: "variant", type: t.str, optional: true },
+    { name: "variant-id", type: t.str, optional: true },
+  ]),
+  run: async (_args, agent) => {
+    const host = agent.platform.host;
+    // uname's release, version and machine, as /proc/sys/kernel shows them.
+    const release = await procLine(agent, "/proc/sys/kernel/osrelease") ?? host.kernelRelease();
+    const version = await procLine(agent, "/proc/sys/kernel/version");
+    const machine = await procLine(agent, "/proc/sys/kernel/arch") ?? host.arch;
+    const env = host.env("QGA_OS_RELEASE");
+    const parse = async (path: string) => {
+      const data = await readOrUndefined(agent, path);
+      return data && parseOsRelease(data);
+    };
+    // Any failure of /etc/os-release, an unreadable or invalid file alike, falls back.
+    const os = env !== undefined
+      ? await parse(env)
+      : (await parse("/etc/os-release")) ?? (await parse("/usr/lib/os-release"));
+    return {
+      "kernel-release": release,
+      "kernel-version": version,
+      machine,
+      id: os?.id,
+      name: os?.name,
+      "pretty-name": os?.prettyName,
+      version: os?.version,
+      "version-id": os?.versionId,
+      variant: os?.variant,
+      "variant-id": os?.variantId,
+    };
+  },
+});
+
+/** Reports the load averages. */
+export const guestGetLoad = defineCommand({
+  name: "guest-get-load",
+  summary: "Report the guest's 1, 5 and 15 minute load averages",
+  args: [],
+  returns: t.struct("GuestLoadAverage", [
+    { name: "load1m", type: t.number },
+    { name: "load5m", type: t.number },
+    { name: "load15m", type: t.number },
+  ]),
+  run: async (_args, agent) => {
+    let data: Uint8Array;
+    try {
+      data = await agent.platform.os.readFile("/proc/loadavg");
+    } catch (e) {
+      if (e instanceof OsFileError) throw genericError(`cannot query load average: ${e.text}`);
+      throw e;
+    }
+    // A file getloadavg cannot read numbers from fails with errno untouched (0: no suffix).
+    const load = parseLoadavg(data);
+    if (!load) throw genericError("cannot query load average");
+    return { load1m: load[0], load5m: load[1], load15m: load[2] };
+  },
+});
+
+/** The family, for the command table. */
+export const hostCommands = [
+  guestGetHostName,
+  guestGetUsers,
+  guestGetTimezone,
+  guestGetOsinfo,
+  guestGetLoad,
+];

@@ -1,0 +1,159 @@
+/** The host-information commands over a fake root (osFiles(tempRoot)) and a fake host facet. */
+
+import { assertEquals, assertRejects } from "../assert.ts";
+import { Agent } from "../../lib/agent.ts";
+import {
+  guestGetHostName,
+  guestGetLoad,
+  guestGetOsinfo,
+  guestGetTimezone,
+  guestGetUsers,
+} from "../../lib/commands/host.ts";
+import { commandTable } from "../../lib/commands/mod.ts";
+import { QgaError } from "../../lib/errors.ts";
+import { Logger } from "../../lib/log.ts";
+import { osFiles } from "../../lib/platform/files.ts";
+import { fakePlatform } from "../../lib/platform/mod.ts";
+import { StateDir } from "../../lib/state.ts";
+import { USER_PROCESS, UTMP_X86_64 } from "../../lib/system/utmp.ts";
+import { utmpBytes } from "../fixtures/utmp/build.ts";
+
+const TZIF = new URL("../fixtures/tzif/", import.meta.url);
+
+async function withRoot(
+  files: Record<string, string | Uint8Array>,
+  env: Record<string, string>,
+  fn: (agent: Agent) => Promise<void>,
+  hostName = "vm",
+): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: "denoga-host-" });
+  try {
+    for (const [path, data] of Object.entries(files)) {
+      await Deno.mkdir(`${root}${path.slice(0, path.lastIndexOf("/"))}`, { recursive: true });
+      await Deno.writeFile(
+        `${root}${path}`,
+        typeof data === "string" ? new TextEncoder().encode(data) : data,
+      );
+    }
+    const agent = new Agent({
+      table: commandTable(),
+      options: { blockedRpcs: [] },
+      state: new StateDir("/nonexistent"),
+      log: new Logger({ verbose: false, sink: { write() {} } }),
+      platform: fakePlatform({
+        os: osFiles(root),
+        host: {
+          hostName: () => hostName,
+          env: (n) => env[n],
+          kernelRelease: () => "6.1.0-uname",
+          arch: "x86_64",
+        },
+        clock: {
+          nowMicroseconds: () => BigInt(Date.UTC(2024, 6, 1)) * 1000n,
+          setTimeOfDay: () => Promise.reject(new Error("never")),
+        },
+      }),
+    });
+    await fn(agent);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+const isQga = (desc: string) => (e: unknown) => e instanceof QgaError && e.desc === desc;
+
+Deno.test("users: USER_PROCESS records of /var/run/utmp; none without the file", async () => {
+  const utmp = utmpBytes(UTMP_X86_64, [
+    { type: USER_PROCESS, user: "root", sec: 100, usec: 500_000 },
+    { type: 8, user: "gone", sec: 1, usec: 0 },
+  ]);
+  await withRoot({ "/var/run/utmp": utmp }, {}, async (agent) => {
+    assertEquals(await guestGetUsers.run({}, agent), [{ user: "root", "login-time": 100.5 }]);
+  });
+  await withRoot({}, {}, async (agent) => assertEquals(await guestGetUsers.run({}, agent), []));
+});
+
+Deno.test("osinfo: /proc/sys/kernel, then os-release with its fallback", async () => {
+  const files = {
+    "/proc/sys/kernel/osrelease": "6.1.0-test\n",
+    "/proc/sys/kernel/version": "#1 SMP Debian\n",
+    "/etc/os-release": "ID=x\nnot a pair\n",
+    "/usr/lib/os-release": 'ID=fallback\nPRETTY_NAME="Fall Back"\n',
+  };
+  await withRoot(files, {}, async (agent) => {
+    assertEquals(await guestGetOsinfo.run({}, agent), {
+      "kernel-release": "6.1.0-test",
+      "kernel-version": "#1 SMP Debian",
+      machine: "x86_64",
+      id: "fallback",
+      name: undefined,
+      "pretty-name": "Fall Back",
+      version: undefined,
+      "version-id": undefined,
+      variant: undefined,
+      "variant-id": undefined,
+    });
+  });
+  // QGA_OS_RELEASE set: that file only, no fallback; no /proc: uname's release
+  await withRoot(
+    { "/usr/lib/os-release": "ID=fallback\n" },
+    { QGA_OS_RELEASE: "/missing" },
+    async (agent) => {
+      const r = await guestGetOsinfo.run({}, agent) as Record<string, unknown>;
+      assertEquals([r["kernel-release"], r["kernel-version"], r.id], [
+        "6.1.0-uname",
+        undefined,
+        undefined,
+      ]);
+    },
+  );
+});
+
+Deno.test("timezone: a plain /etc/localtime needs /etc/timezone; TZ as a file or a rule", async () => {
+  const berlin = await Deno.readFile(new URL("Europe_Berlin", TZIF));
+  await withRoot({ "/etc/localtime": berlin }, {}, async (agent) => {
+    // GLib reads a plain /etc/localtime only when /etc/timezone names the zone
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "UTC", offset: 0 });
+  });
+  await withRoot(
+    { "/etc/localtime": berlin, "/etc/timezone": "Europe/Berlin\n" },
+    {},
+    async (agent) => {
+      assertEquals(await guestGetTimezone.run({}, agent), { zone: "CEST", offset: 7200 });
+    },
+  );
+  await withRoot(
+    { "/usr/share/zoneinfo/Europe/Berlin": berlin },
+    { TZ: ":Europe/Berlin" },
+    async (agent) => {
+      assertEquals(await guestGetTimezone.run({}, agent), { zone: "CEST", offset: 7200 });
+    },
+  );
+  await withRoot({}, { TZ: "EST5EDT,M3.2.0,M11.1.0" }, async (agent) => {
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "EDT", offset: -14400 });
+  });
+});
+
+Deno.test("load: three numbers; no /proc/loadavg is qemu-ga's error", async () => {
+  await withRoot({ "/proc/loadavg": "0.5 0.25 1.00 1/2 3\n" }, {}, async (agent) => {
+    assertEquals(await guestGetLoad.run({}, agent), { load1m: 0.5, load5m: 0.25, load15m: 1 });
+  });
+  await withRoot({}, {}, async (agent) => {
+    await assertRejects(
+      () => Promise.resolve(guestGetLoad.run({}, agent)),
+      isQga("cannot query load average: No such file or directory"),
+    );
+  });
+});
+
+Deno.test("host name: a 64-byte name does not fit gethostname's buffer", async () => {
+  await withRoot({}, {}, async (agent) => {
+    assertEquals(await guestGetHostName.run({}, agent), { "host-name": "vm" });
+  });
+  await withRoot({}, {}, async (agent) => {
+    await assertRejects(
+      async () => await guestGetHostName.run({}, agent),
+      isQga("cannot get hostname: File name too long"),
+    );
+  }, "h".repeat(64));
+});
