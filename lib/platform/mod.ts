@@ -18,6 +18,7 @@
 import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { MountEntry } from "../system/mounts.ts";
+import type { DiskSyscalls } from "./disks.ts";
 import type { OsFiles } from "./files.ts";
 import { isExecutable, runCommand } from "./process.ts";
 
@@ -38,6 +39,8 @@ export interface Platform {
   readonly isExecutable: (path: string) => boolean;
   /** OS files: /proc, /sys, /etc and home directories, read and written off the event loop. */
   readonly os: OsFiles;
+  /** statvfs and FITRIM of one mount point (guest-get-fsinfo, guest-fstrim). */
+  readonly disks: DiskSyscalls;
 }
 
 /**
@@ -67,6 +70,7 @@ export function systemPlatform(): Platform {
     run: runCommand,
     isExecutable,
     os: lazyFacet(() => import("./files.ts").then((m) => m.osFiles("/"))),
+    disks: lazyFacet(() => import("./disks.ts").then((m) => m.diskSyscalls)),
   };
 }
 
@@ -87,5 +91,6 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     run: facets.run ?? missing("run"),
     isExecutable: facets.isExecutable ?? missing("isExecutable"),
     os: facets.os ?? refuse("os"),
+    disks: facets.disks ?? refuse("disks"),
   };
 }
