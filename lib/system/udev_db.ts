@@ -51,7 +51,7 @@ function addProperty(props: Map<string, string>, assignment: string): void {
   if (eq !== -1) props.set(assignment.slice(0, eq), assignment.slice(eq + 1));
 }
 
-/** The database file of a block device. */
-export function udevDbPath(major: number, minor: number): string {
-  return `/run/udev/data/b${major}:${minor}`;
+/** The database file of a device node: `b` (block) or `c` (character) and its numbers. */
+export function udevDbPath(kind: "b" | "c", major: number, minor: number): string {
+  return `/run/udev/data/${kind}${major}:${minor}`;
 }

@@ -41,14 +41,24 @@ export async function udevDevice(os: OsFiles, syspath: string): Promise<UdevDevi
   const props = new Map(uevent);
   const major = uevent.get("MAJOR");
   const minor = uevent.get("MINOR");
-  if (major !== undefined && minor !== undefined) {
-    // Every device qemu-ga asks about is a block device, hence the `b` database.
+  const kind = await subsystemLetter(os, real);
+  if (major !== undefined && minor !== undefined && kind !== undefined) {
     try {
-      const db = await os.readFile(udevDbPath(Number(major), Number(minor)));
+      const db = await os.readFile(udevDbPath(kind, Number(major), Number(minor)));
       for (const [k, v] of parseUdevDb(db)) props.set(k, v);
     } catch {
       // no database entry: udev is not running, or has not seen the device
     }
   }
   return { devnode: devnodeOf(uevent), property: (name) => props.get(name) };
+}
+
+/** libudev names a device's database entry after its subsystem: `b` for block, `c` otherwise. */
+async function subsystemLetter(os: OsFiles, syspath: string): Promise<"b" | "c" | undefined> {
+  try {
+    const link = await os.readLink(`${syspath}/subsystem`);
+    return link.slice(link.lastIndexOf("/") + 1) === "block" ? "b" : "c";
+  } catch {
+    return undefined; // no subsystem: libudev cannot name the entry
+  }
 }
