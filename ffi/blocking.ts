@@ -1,20 +1,23 @@
 /**
  * Where blocking system calls run: off the event loop, with errno read correctly.
  *
- * Callers (`ffi/file.ts`, `ffi/fsfreeze.ts`) only call {@link runBlocking} with a
- * {@link BlockingRequest}; this module picks one of two executors, once, on first use:
+ * Callers (`ffi/file.ts`, `ffi/fsfreeze.ts`, `ffi/statfs.ts`, …) only call {@link runBlocking}
+ * with a {@link BlockingRequest}. What each operation does lives in its own file under `ffi/ops/`
+ * (both halves, listed in `ffi/ops/registry.ts`); this module only holds the two executors that
+ * run them, and picks one, once, on first use:
  *
- * 1. **Trampoline** (default): every system call of the request goes through the raw system-call
- *    trampoline of `ffi/rawsyscall.ts`: a `nonblocking` FFI call on one of the runtime's
- *    blocking-pool threads that returns the kernel's result itself (`-errno` on failure), so no
- *    thread-local errno is involved and no Worker is needed. Measured (Deno 2.9.6, x86-64): a
- *    runBlocking lseek round trip takes ~10 µs median (workers: ~25 µs); an agent that served a
- *    few file requests holds ~0.5 MiB more anonymous memory than one that only answered pings
- *    (workers: ~6–8 MiB more, plus ~6 MiB more of the deno binary's code pages).
- * 2. **Worker pool** (fallback): a pool of Web Workers that make *synchronous* libc calls and read
- *    errno on their own thread (`ffi/syscall_worker.ts`). Used when the trampoline cannot exist:
- *    an architecture without one, or executable memory refused (SELinux `deny_execmem`, systemd
- *    MemoryDenyWriteExecute, …; the refusal is remembered, see `trampolineStatus()`).
+ * 1. **Trampoline** (default): the operation's trampoline half, whose system calls go through the
+ *    raw system-call trampoline of `ffi/rawsyscall.ts`: a `nonblocking` FFI call on one of the
+ *    runtime's blocking-pool threads that returns the kernel's result itself (`-errno` on
+ *    failure), so no thread-local errno is involved and no Worker is needed. Measured (Deno 2.9.6,
+ *    x86-64): a runBlocking lseek round trip takes ~10 µs median (workers: ~25 µs); an agent that
+ *    served a few file requests holds ~0.5 MiB more anonymous memory than one that only answered
+ *    pings (workers: ~6–8 MiB more, plus ~6 MiB more of the deno binary's code pages).
+ * 2. **Worker pool** (fallback): a pool of Web Workers that run the operation's worker half,
+ *    *synchronous* libc calls that read errno on their own thread (`ffi/syscall_worker.ts`). Used
+ *    when the trampoline cannot exist: an architecture without one, or executable memory refused
+ *    (SELinux `deny_execmem`, systemd MemoryDenyWriteExecute, …; the refusal is remembered, see
+ *    `trampolineStatus()`).
  *
  * `DENOGA_SYSCALL_EXECUTOR=worker|trampoline|auto` (environment) or {@link setExecutor} (tests)
  * forces one. Forcing "trampoline" where it is unavailable makes every request fail with the
@@ -54,72 +57,22 @@
  * @module
  */
 
+import { mallocTrim } from "./libc.ts";
 import {
-  cString,
-  EINTR,
-  FIFREEZE,
-  FITHAW,
-  mallocTrim,
-  O_CLOEXEC,
-  O_RDONLY,
-  type OsPath,
-  strerror,
-} from "./libc.ts";
-import { AT_FDCWD, SYS, syscall6, type SyscallNumbers, trampolineStatus } from "./rawsyscall.ts";
+  type AnyOp,
+  type BlockingRequest,
+  findOp,
+  type OpArgs,
+  type OpName,
+  type OpReply,
+} from "./ops/mod.ts";
+import { trampolineStatus } from "./rawsyscall.ts";
+import type { WorkerAnswer } from "./syscall_worker.ts";
 
-/** One request to an executor. Each maps to a short sequence of system calls. */
-export type BlockingRequest =
-  /** Do nothing (latency measurement). */
-  | { op: "noop" }
-  /** open(path, flags, mode). */
-  | { op: "open"; path: OsPath; flags: number; mode: number }
-  /** close(fd). */
-  | { op: "close"; fd: number }
-  /** fchmod(fd, mode). */
-  | { op: "fchmod"; fd: number; mode: number }
-  /** fsync(fd). */
-  | { op: "fsync"; fd: number }
-  /** lseek(fd, offset, whence). */
-  | { op: "lseek"; fd: number; offset: bigint; whence: number }
-  /** read(2) in a loop, fread-style: up to `count` bytes, stops at EOF or error. */
-  | { op: "read"; fd: number; count: number }
-  /**
-   * write(2) in a loop, fwrite-style. The bytes are `buffer[byteOffset, byteOffset+byteLength)`;
-   * `buffer` is normally transferred with the request (zero copy).
-   */
-  | { op: "write"; fd: number; buffer: ArrayBuffer; byteOffset: number; byteLength: number }
-  /** open(path, O_RDONLY|O_CLOEXEC), ioctl(FIFREEZE), close. */
-  | { op: "freeze"; path: OsPath }
-  /** open(path, O_RDONLY|O_CLOEXEC), ioctl(FITHAW) until it fails, close. */
-  | { op: "thaw"; path: OsPath };
+export type { BlockingRequest, OpArgs, OpName, OpReply } from "./ops/mod.ts";
 
-/** What the executor answers. */
-export interface BlockingReply {
-  /**
-   * The call's result: a byte count for read/write (bytes transferred even when `errno` is set),
-   * the fd for open, the offset (bigint) for lseek, the number of successful FITHAW calls for
-   * thaw, 0/-1 otherwise.
-   */
-  ret: number | bigint;
-  /**
-   * 0 on success, else the errno of the failed call (the kernel's `-result` in the trampoline,
-   * errno read on the worker thread in a worker, §4.2).
-   */
-  errno: number;
-  /** strerror(errno), present when `errno` is not 0. */
-  strerror?: string;
-  /** read: exactly `ret` bytes (transferred from the worker, zero copy, in the worker pool). */
-  data?: ArrayBuffer;
-  /** read: a read(2) returned 0. */
-  eof?: boolean;
-  /** freeze/thaw: which step set `errno`. */
-  stage?: "open" | "freeze" | "thaw";
-  /**
-   * An exception inside the worker (a bug, not a system call error); the call is rejected. Never
-   * seen by callers of {@link runBlocking}.
-   */
-  error?: string;
-}
+/** What operation `K` resolves with (by default: any operation's reply). */
+export type BlockingReply<K extends OpName = OpName> = OpReply<K>;
 
 /** Tunables of the executors. */
 export interface PoolOptions {
@@ -173,7 +126,7 @@ const options: PoolOptions = {
 interface Job {
   request: BlockingRequest;
   transfer: Transferable[];
-  resolve: (reply: BlockingReply) => void;
+  resolve: (reply: unknown) => void;
   reject: (error: Error) => void;
 }
 
@@ -326,25 +279,29 @@ export function blockingStats(): BlockingStats {
 
 /**
  * Execute `request` off the event loop, on the trampoline or in a pool worker (module comment).
+ * The operations and their request and reply types are those of the registry
+ * (`ffi/ops/registry.ts`); the reply type follows from `request.op`.
  *
- * Resolves with the reply, including failed system calls (`errno` ≠ 0): turning those into
- * errors is the caller's business. Rejects only when the request could not be executed (a bug in
- * the request, no executor available, a worker crashed or failed to load, the request could not
- * be posted, {@link shutdown} was called).
+ * Resolves with the reply, including failed system calls (`errno` ≠ 0 or `ok: false`): turning
+ * those into errors is the caller's business. Rejects only when the request could not be
+ * executed (a bug in the request, no executor available, a worker crashed or failed to load, the
+ * request could not be posted, {@link shutdown} was called).
  *
  * @param transfer ArrayBuffers whose ownership moves to the executor instead of being copied:
  *   they are detached here as soon as the request is taken (zero copy with either executor).
  */
-export function runBlocking(
-  request: BlockingRequest,
+export function runBlocking<K extends OpName>(
+  request: { op: K } & OpArgs<K>,
   transfer: Transferable[] = [],
-): Promise<BlockingReply> {
+): Promise<OpReply<K>> {
   const status = decided ?? executorStatus();
+  // The registry guarantees the reply type of `request.op`; the executors handle ops untyped.
+  const req = request as unknown as BlockingRequest;
   switch (status.active) {
     case "trampoline":
-      return runOnTrampoline(request, transfer);
+      return runOnTrampoline(req, transfer) as Promise<OpReply<K>>;
     case "worker":
-      return runInWorker(request, transfer);
+      return runInWorker(req, transfer) as Promise<OpReply<K>>;
     case "none":
       return Promise.reject(new Error(`trampoline executor forced but ${status.reason}`));
   }
@@ -377,21 +334,15 @@ export async function shutdown(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Trampoline executor: each request is an async sequence of raw system calls (ffi/rawsyscall.ts)
-// with the same semantics, step for step, as `execute()` in ffi/syscall_worker.ts.
+// Trampoline executor: each request runs its operation's trampoline half (ffi/ops/), an async
+// sequence of raw system calls (ffi/rawsyscall.ts).
 // ---------------------------------------------------------------------------------------------
 
-/**
- * First read allocation; the buffer doubles while the file keeps delivering, so a 14-byte file
- * never costs a 48 MiB buffer. Same value as in ffi/syscall_worker.ts (qemu-ga-behaviour.md §3.2).
- */
-const READ_INITIAL = 64 * 1024;
-
 interface TrampolineJob {
-  request: BlockingRequest;
-  /** write: the bytes, owned by the job from submission on (moved or copied). */
-  bytes?: Uint8Array<ArrayBuffer>;
-  resolve: (reply: BlockingReply) => void;
+  op: AnyOp;
+  /** The request, its buffers owned by the job from submission on (`BlockingOp.adopt`). */
+  args: object;
+  resolve: (reply: unknown) => void;
   reject: (error: Error) => void;
   /** Set by shutdown(): the caller was rejected; remaining steps are skipped where safe. */
   abandoned: boolean;
@@ -401,63 +352,51 @@ interface TrampolineJob {
 const trampolineRunning = new Set<TrampolineJob>();
 const trampolineQueue: TrampolineJob[] = [];
 
-function runOnTrampoline(
-  request: BlockingRequest,
-  transfer: Transferable[],
-): Promise<BlockingReply> {
-  return new Promise<BlockingReply>((resolve, reject) => {
-    let bytes: Uint8Array<ArrayBuffer> | undefined;
+function runOnTrampoline(request: BlockingRequest, transfer: Transferable[]): Promise<unknown> {
+  return new Promise<unknown>((resolve, reject) => {
+    const op = findOp(request.op);
+    if (op === undefined) {
+      // Same shape as any other exception while executing (finishTrampolineJob).
+      reject(new Error(`syscall trampoline: unknown op ${JSON.stringify(request.op)}`));
+      return;
+    }
+    let args: object = request;
     try {
-      bytes = request.op === "write" ? takeWriteBytes(request, transfer) : undefined;
+      if (op.adopt !== undefined) args = op.adopt(request, transfer);
     } catch (e) {
       reject(e instanceof Error ? e : new Error(String(e)));
       return;
     }
-    const job: TrampolineJob = { request, bytes, resolve, reject, abandoned: false };
+    const job: TrampolineJob = { op, args, resolve, reject, abandoned: false };
     if (trampolineRunning.size < options.maxTrampolineCalls) startTrampolineJob(job);
     else trampolineQueue.push(job);
   });
 }
 
-/**
- * The bytes of a write request, owned by the executor: a buffer listed in `transfer` is moved
- * (`ArrayBuffer.prototype.transfer`: zero copy, the caller's buffer is detached, exactly as
- * postMessage would do), anything else is copied. Either way the caller can neither change nor
- * free the memory while the kernel reads it.
- */
-function takeWriteBytes(
-  request: Extract<BlockingRequest, { op: "write" }>,
-  transfer: Transferable[],
-): Uint8Array<ArrayBuffer> {
-  const { buffer, byteOffset, byteLength } = request;
-  if (!(buffer instanceof ArrayBuffer)) throw new TypeError("write: buffer is not an ArrayBuffer");
-  new Uint8Array(buffer, byteOffset, byteLength); // RangeError before anything is detached
-  if (transfer.includes(buffer)) return new Uint8Array(buffer.transfer(), byteOffset, byteLength);
-  return new Uint8Array(buffer.slice(byteOffset, byteOffset + byteLength));
-}
-
 function startTrampolineJob(job: TrampolineJob): void {
   trampolineRunning.add(job);
-  executeOnTrampoline(job).then(
-    (reply) => finishTrampolineJob(job, reply, undefined),
-    (e: unknown) => finishTrampolineJob(job, undefined, e),
+  // new Promise: an op that throws before its first await rejects like one that throws later.
+  new Promise<unknown>((resolve) => resolve(job.op.trampoline(job.args, job))).then(
+    (reply) => finishTrampolineJob(job, { reply }),
+    (e: unknown) => finishTrampolineJob(job, { error: e }),
   );
 }
 
-function finishTrampolineJob(job: TrampolineJob, reply?: BlockingReply, error?: unknown): void {
+function finishTrampolineJob(
+  job: TrampolineJob,
+  outcome: { reply: unknown } | { error: unknown },
+): void {
   trampolineRunning.delete(job);
   if (job.abandoned) {
-    // Nobody will ever see this fd: close it rather than leak it.
-    if (reply !== undefined && job.request.op === "open" && reply.errno === 0) {
-      syscall6(numbers().close, Number(reply.ret)).catch(() => {});
-    }
-  } else if (reply !== undefined) {
-    job.resolve(reply);
+    // Nobody will ever see this reply: let the op free what it holds (an fd it opened).
+    if ("reply" in outcome) job.op.release?.(outcome.reply);
+  } else if ("reply" in outcome) {
+    job.resolve(outcome.reply);
   } else {
     // An exception while executing: a bug in the request (e.g. a path that is not a string),
     // never a failed system call. Same shape as the worker's "syscall worker: …".
-    const text = error instanceof Error ? error.message : String(error);
-    job.reject(new Error(`syscall trampoline: ${text}`));
+    const e = outcome.error;
+    job.reject(new Error(`syscall trampoline: ${e instanceof Error ? e.message : String(e)}`));
   }
   startQueuedTrampolineJobs();
 }
@@ -470,165 +409,13 @@ function startQueuedTrampolineJobs(): void {
   }
 }
 
-/** The system call numbers; only reached once the trampoline was found available. */
-function numbers(): SyscallNumbers {
-  if (SYS === undefined) throw new Error("no system call numbers for this architecture");
-  return SYS;
-}
-
-/**
- * Linux returns errors as -4095..-1 (`IS_ERR_VALUE`); anything else is a result, even a
- * "negative" lseek offset of a device with unsigned offsets (glibc's syscall wrappers test the
- * same range).
- */
-function isError(ret: bigint): boolean {
-  return ret < 0n && ret >= -4095n;
-}
-
-function failed(ret: number | bigint, e: number, extra?: Partial<BlockingReply>): BlockingReply {
-  return { ret, errno: e, strerror: strerror(e), ...extra };
-}
-
-/** open/close/fchmod/fsync: the result as a number, or -1 with errno like libc. */
-function simple(ret: bigint): BlockingReply {
-  return isError(ret) ? failed(-1, Number(-ret)) : { ret: Number(ret), errno: 0 };
-}
-
-async function executeOnTrampoline(job: TrampolineJob): Promise<BlockingReply> {
-  const req = job.request;
-  const sys = numbers();
-  switch (req.op) {
-    case "noop":
-      return { ret: 0, errno: 0 };
-    case "open":
-      // libc's open() is openat(AT_FDCWD, …) on both architectures; the kernel adds
-      // O_LARGEFILE itself on 64-bit, as glibc would.
-      return simple(await syscall6(sys.openat, AT_FDCWD, cString(req.path), req.flags, req.mode));
-    case "close":
-      return simple(await syscall6(sys.close, req.fd));
-    case "fchmod":
-      return simple(await syscall6(sys.fchmod, req.fd, req.mode));
-    case "fsync":
-      return simple(await syscall6(sys.fsync, req.fd));
-    case "lseek": {
-      const pos = await syscall6(sys.lseek, req.fd, req.offset, req.whence);
-      return isError(pos) ? failed(-1n, Number(-pos)) : { ret: pos, errno: 0 };
-    }
-    case "read":
-      return req.count === 0
-        ? { ret: 0, errno: 0, data: new ArrayBuffer(0), eof: false }
-        : await trampolineRead(job, sys, req.fd, req.count);
-    case "write":
-      return await trampolineWrite(job, sys, req.fd, job.bytes ?? new Uint8Array(0));
-    case "freeze":
-      return await trampolineFreeze(job, sys, req.path);
-    case "thaw":
-      return await trampolineThaw(sys, req.path);
-    default:
-      throw new Error(`unknown op ${JSON.stringify((req as { op: unknown }).op)}`);
-  }
-}
-
-async function trampolineRead(
-  job: TrampolineJob,
-  sys: SyscallNumbers,
-  fd: number,
-  count: number,
-): Promise<BlockingReply> {
-  let buffer = new ArrayBuffer(Math.min(count, READ_INITIAL));
-  let got = 0;
-  let eof = false;
-  // fread semantics (§3.2): loop until `count` bytes, EOF (a read returning 0) or an error. No
-  // extra read once `count` is reached, so reading exactly the rest of a file reports eof false,
-  // as glibc's fread does.
-  while (got < count && !job.abandoned) {
-    // Safe to move the buffer here: no system call is using it between two awaits.
-    if (got === buffer.byteLength) buffer = buffer.transfer(Math.min(count, buffer.byteLength * 2));
-    const n = await syscall6(sys.read, fd, new Uint8Array(buffer, got), buffer.byteLength - got);
-    if (isError(n)) {
-      const e = Number(-n);
-      // stdio retries EINTR; EAGAIN (O_NONBLOCK fd without data) is an error like in ferror().
-      if (e === EINTR) continue;
-      // qemu-ga discards partial data when ferror() is set: no data in the reply.
-      return failed(got, e);
-    }
-    if (n === 0n) {
-      eof = true;
-      break;
-    }
-    got += Number(n);
-  }
-  // Trim to the exact size so the caller holds no slack (a copy of `got` bytes at most).
-  if (got !== buffer.byteLength) buffer = buffer.transfer(got);
-  return { ret: got, errno: 0, data: buffer, eof };
-}
-
-async function trampolineWrite(
-  job: TrampolineJob,
-  sys: SyscallNumbers,
-  fd: number,
-  bytes: Uint8Array<ArrayBuffer>,
-): Promise<BlockingReply> {
-  const length = bytes.byteLength;
-  let done = 0;
-  try {
-    // fwrite semantics: loop until all is written; an error ends it (bytes so far are reported
-    // in `ret`, the caller throws). EINTR is retried as stdio does.
-    while (done < length && !job.abandoned) {
-      const n = await syscall6(sys.write, fd, bytes.subarray(done), length - done);
-      if (isError(n)) {
-        const e = Number(-n);
-        if (e === EINTR) continue;
-        return failed(done, e);
-      }
-      if (n === 0n) break; // the kernel accepts nothing more (not seen for files); short count
-      done += Number(n);
-    }
-    return { ret: done, errno: 0 };
-  } finally {
-    // The job owns these bytes and no system call uses them any more: free them now by
-    // detaching, instead of leaving up to 48 MiB per write to the next garbage collection
-    // (measured: streaming 256 MiB in 4 MiB writes peaked ~20 MiB higher without this).
-    bytes.buffer.transfer(0);
-  }
-}
-
-async function trampolineFreeze(
-  job: TrampolineJob,
-  sys: SyscallNumbers,
-  path: OsPath,
-): Promise<BlockingReply> {
-  // qemu-ga: qga_open_cloexec(dirname, O_RDONLY, 0) (§3.4; O_CLOEXEC keeps the fd out of
-  // guest-exec children, §4.2).
-  const fd = await syscall6(sys.openat, AT_FDCWD, cString(path), O_RDONLY | O_CLOEXEC, 0);
-  if (isError(fd)) return failed(-1, Number(-fd), { stage: "open" });
-  // Abandoned by shutdown() while opening: the caller was told it failed, so do not freeze.
-  const ret = job.abandoned ? 0n : await syscall6(sys.ioctl, fd, FIFREEZE, 0);
-  await syscall6(sys.close, fd);
-  return isError(ret) ? failed(-1, Number(-ret), { stage: "freeze" }) : { ret: 0, errno: 0 };
-}
-
-async function trampolineThaw(sys: SyscallNumbers, path: OsPath): Promise<BlockingReply> {
-  const fd = await syscall6(sys.openat, AT_FDCWD, cString(path), O_RDONLY | O_CLOEXEC, 0);
-  if (isError(fd)) return failed(0, Number(-fd), { stage: "open" });
-  // qemu-ga repeats FITHAW until it fails: nested FIFREEZEs by others each need one FITHAW, and
-  // the final error (normally EINVAL, "not frozen") means the fs is thawed (§3.4). The kernel
-  // freeze count is bounded, so this terminates. Not cut short by shutdown(): thawing is always
-  // the safe direction.
-  let successes = 0;
-  let ret: bigint;
-  while (!isError(ret = await syscall6(sys.ioctl, fd, FITHAW, 0))) successes++;
-  await syscall6(sys.close, fd);
-  return failed(successes, Number(-ret), { stage: "thaw" });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Worker pool executor.
 // ---------------------------------------------------------------------------------------------
 
-/** Execute `request` synchronously in a pool worker. */
-function runInWorker(request: BlockingRequest, transfer: Transferable[]): Promise<BlockingReply> {
-  return new Promise<BlockingReply>((resolve, reject) => {
+/** Execute `request` synchronously in a pool worker (its operation's worker half). */
+function runInWorker(request: BlockingRequest, transfer: Transferable[]): Promise<unknown> {
+  return new Promise<unknown>((resolve, reject) => {
     const job: Job = { request, transfer, resolve, reject };
     const pw = idleWorkers.pop() ?? (allWorkers.size < options.maxWorkers ? spawn() : undefined);
     if (pw === undefined) queue.push(job);
@@ -641,7 +428,7 @@ function spawn(): PoolWorker {
   const pw: PoolWorker = { worker };
   spawnedTotal++;
   allWorkers.add(pw);
-  worker.onmessage = (ev: MessageEvent<BlockingReply>) => onReply(pw, ev.data);
+  worker.onmessage = (ev: MessageEvent<WorkerAnswer>) => onReply(pw, ev.data);
   worker.onerror = (ev: ErrorEvent) => {
     // Without preventDefault an uncaught worker error is re-thrown on the main thread and kills
     // the agent; a syscall worker failing (or failing to load) must only fail its request.
@@ -668,13 +455,13 @@ function assign(pw: PoolWorker, job: Job): void {
   }
 }
 
-function onReply(pw: PoolWorker, reply: BlockingReply): void {
+function onReply(pw: PoolWorker, answer: WorkerAnswer): void {
   const job = pw.job;
   pw.job = undefined;
   release(pw);
   if (job === undefined) return; // a reply after shutdown() rejected the job
-  if (reply.error !== undefined) job.reject(new Error(`syscall worker: ${reply.error}`));
-  else job.resolve(reply);
+  if ("error" in answer) job.reject(new Error(`syscall worker: ${answer.error}`));
+  else job.resolve(answer.reply);
 }
 
 function onCrash(pw: PoolWorker, message: string): void {

@@ -24,110 +24,15 @@
  *   makes no system calls at all. Sleeps are ppolls on the eventfd with a timeout: no
  *   `setTimeout` (the first timer costs ~4 MiB RSS).
  *
- * Architectures: Linux x86-64 and aarch64 (the system call numbers below). aarch64 has no
- * poll(2), so ppoll is used on both.
+ * Architectures: Linux x86-64 and aarch64 (system call numbers and the `struct epoll_event`
+ * layout in `ffi/arch/`). aarch64 has no poll(2), so ppoll is used on both.
  *
  * @module
  */
 
-import { EAGAIN, EINTR, O_CLOEXEC, O_NONBLOCK, OsError } from "./libc.ts";
-import { syscall6, syscall6Sync } from "./rawsyscall.ts";
-
-/** System call numbers beyond those of `ffi/rawsyscall.ts`. */
-export interface FdSyscallNumbers {
-  /** ppoll(fds, nfds, tsp, sigmask, sigsetsize) */
-  readonly ppoll: number;
-  /** eventfd2(initval, flags) */
-  readonly eventfd2: number;
-  /** socket(domain, type, protocol) */
-  readonly socket: number;
-  /** bind(fd, addr, addrlen) */
-  readonly bind: number;
-  /** listen(fd, backlog) */
-  readonly listen: number;
-  /** accept4(fd, addr, addrlen, flags) */
-  readonly accept4: number;
-  /** getsockname(fd, addr, addrlen) */
-  readonly getsockname: number;
-  /** fcntl(fd, cmd, arg) */
-  readonly fcntl: number;
-  /** socketpair(domain, type, protocol, sv) */
-  readonly socketpair: number;
-  /** shutdown(fd, how) */
-  readonly shutdown: number;
-  /** openat(dirfd, path, flags, mode) */
-  readonly openat: number;
-  /** read(fd, buf, count) */
-  readonly read: number;
-  /** write(fd, buf, count) */
-  readonly write: number;
-  /** close(fd) */
-  readonly close: number;
-  /** ioctl(fd, request, arg) */
-  readonly ioctl: number;
-  /** epoll_create1(flags) */
-  readonly epoll_create1: number;
-  /** epoll_ctl(epfd, op, fd, event) */
-  readonly epoll_ctl: number;
-  /** epoll_pwait(epfd, events, maxevents, timeout, sigmask, sigsetsize) (aarch64 has no epoll_wait) */
-  readonly epoll_pwait: number;
-}
-
-/**
- * From the uapi headers of Debian 12's linux-libc-dev (`x86_64-linux-gnu/asm/unistd_64.h`,
- * `asm-generic/unistd.h` for arm64, where fcntl is `__NR3264_fcntl` = 25).
- */
-const FD_NUMBERS: Readonly<Record<"x86_64" | "aarch64", FdSyscallNumbers>> = {
-  x86_64: {
-    ppoll: 271,
-    eventfd2: 290,
-    socket: 41,
-    bind: 49,
-    listen: 50,
-    accept4: 288,
-    getsockname: 51,
-    fcntl: 72,
-    socketpair: 53,
-    shutdown: 48,
-    openat: 257,
-    read: 0,
-    write: 1,
-    close: 3,
-    ioctl: 16,
-    epoll_create1: 291,
-    epoll_ctl: 233,
-    epoll_pwait: 281,
-  },
-  aarch64: {
-    ppoll: 73,
-    eventfd2: 19,
-    socket: 198,
-    bind: 200,
-    listen: 201,
-    accept4: 242,
-    getsockname: 204,
-    fcntl: 25,
-    socketpair: 199,
-    shutdown: 210,
-    openat: 56,
-    read: 63,
-    write: 64,
-    close: 57,
-    ioctl: 29,
-    epoll_create1: 20,
-    epoll_ctl: 21,
-    epoll_pwait: 22,
-  },
-};
-
-/** The numbers of this machine; throws on an architecture without a trampoline. */
-export function fdSys(): FdSyscallNumbers {
-  const arch = Deno.build.arch;
-  if (Deno.build.os !== "linux" || (arch !== "x86_64" && arch !== "aarch64")) {
-    throw new Error(`ffi/fdio.ts: unsupported platform ${Deno.build.os}/${arch}`);
-  }
-  return FD_NUMBERS[arch];
-}
+import { arch, sys } from "./arch/mod.ts";
+import { cString, EAGAIN, EINTR, O_CLOEXEC, O_NONBLOCK, OsError, type OsPath } from "./libc.ts";
+import { AT_FDCWD, syscall6, syscall6Sync } from "./rawsyscall.ts";
 
 /** poll(2) events (asm-generic/poll.h, same on both architectures). */
 export const POLLIN = 0x001;
@@ -169,19 +74,45 @@ export function check(ret: bigint): number {
 
 /** Closes `fd` (errors ignored: nothing useful can be done about them). */
 export function closeFd(fd: number): void {
-  syscall6Sync(fdSys().close, fd);
+  syscall6Sync(sys().close, fd);
 }
 
 /** A new eventfd (nonblocking, close-on-exec); the waker of {@link FdStream} and sleeps. */
 export function newEventFd(): number {
-  return check(syscall6Sync(fdSys().eventfd2, 0, O_NONBLOCK | O_CLOEXEC));
+  return check(syscall6Sync(sys().eventfd2, 0, O_NONBLOCK | O_CLOEXEC));
 }
 
 const ONE = new BigUint64Array([1n]);
 
 /** Makes `efd` readable for good (its counter never goes back to 0: nobody reads it). */
 export function signalEventFd(efd: number): void {
-  syscall6Sync(fdSys().write, efd, ONE, 8);
+  syscall6Sync(sys().write, efd, ONE, 8);
+}
+
+/**
+ * open(2) of `path` on the main thread, for devices opened with O_NONBLOCK in `flags` (such an
+ * open never sleeps): the fd.
+ *
+ * @throws OsError
+ */
+export function openDeviceSync(path: OsPath, flags: number): number {
+  return check(syscall6Sync(sys().openat, AT_FDCWD, cString(path), flags, 0));
+}
+
+/** Adds O_NONBLOCK to `fd`'s file status flags; a failure is ignored (the fd stays as it was). */
+export function setNonblocking(fd: number): void {
+  const fl = syscall6Sync(sys().fcntl, fd, F_GETFL, 0);
+  if (!isErr(fl)) syscall6Sync(sys().fcntl, fd, F_SETFL, Number(fl) | O_NONBLOCK);
+}
+
+/**
+ * Sets FD_CLOEXEC on `fd`.
+ *
+ * @throws OsError (EBADF for an fd that is not open).
+ */
+export function setCloseOnExec(fd: number): void {
+  const r = syscall6Sync(sys().fcntl, fd, F_GETFD, 0);
+  check(isErr(r) ? r : syscall6Sync(sys().fcntl, fd, F_SETFD, Number(r) | FD_CLOEXEC));
 }
 
 /** Builds the `struct timespec` for a ppoll timeout; null for "no timeout". */
@@ -210,7 +141,7 @@ export async function pollWait(
   pfds[2] = wake;
   view[6] = POLLIN;
   for (;;) {
-    const ret = await syscall6(fdSys().ppoll, pfds, 2, timespec(timeoutMs), null, 8);
+    const ret = await syscall6(sys().ppoll, pfds, 2, timespec(timeoutMs), null, 8);
     if (ret === -BigInt(EINTR)) continue;
     if (isErr(ret)) throw new OsError(Number(-ret));
     return fd < 0 ? 0 : view[3];
@@ -223,13 +154,11 @@ const EPOLLOUT = 0x004;
 const EPOLLET = 0x8000_0000;
 const EPOLL_CTL_ADD = 1;
 
-/**
- * `struct epoll_event`: packed on x86-64 (u32 events, u64 data: 12 bytes), naturally aligned on
- * aarch64 (16 bytes).
- */
+/** A `struct epoll_event` (layout per architecture, `ffi/arch/`) with only `events` set. */
 function epollEvent(events: number): Uint8Array {
-  const b = new Uint8Array(Deno.build.arch === "x86_64" ? 12 : 16);
-  new DataView(b.buffer).setUint32(0, events >>> 0, true);
+  const layout = arch().layout.epollEvent;
+  const b = new Uint8Array(layout.size);
+  new DataView(b.buffer).setUint32(layout.events, events >>> 0, true);
   return b;
 }
 
@@ -246,12 +175,12 @@ class ChangeWaiter {
   readonly #epfd: number;
 
   constructor(fd: number, wake: number) {
-    const sys = fdSys();
-    this.#epfd = check(syscall6Sync(sys.epoll_create1, O_CLOEXEC));
+    const nr = sys();
+    this.#epfd = check(syscall6Sync(nr.epoll_create1, O_CLOEXEC));
     try {
-      check(syscall6Sync(sys.epoll_ctl, this.#epfd, EPOLL_CTL_ADD, wake, epollEvent(EPOLLIN)));
+      check(syscall6Sync(nr.epoll_ctl, this.#epfd, EPOLL_CTL_ADD, wake, epollEvent(EPOLLIN)));
       const ev = epollEvent(EPOLLIN | EPOLLOUT | EPOLLET);
-      check(syscall6Sync(sys.epoll_ctl, this.#epfd, EPOLL_CTL_ADD, fd, ev));
+      check(syscall6Sync(nr.epoll_ctl, this.#epfd, EPOLL_CTL_ADD, fd, ev));
     } catch (e) {
       closeFd(this.#epfd);
       throw e;
@@ -262,7 +191,7 @@ class ChangeWaiter {
   async wait(timeoutMs: number): Promise<void> {
     const events = new Uint8Array(32); // room for both registrations on either layout
     for (;;) {
-      const ret = await syscall6(fdSys().epoll_pwait, this.#epfd, events, 2, timeoutMs, null, 8);
+      const ret = await syscall6(sys().epoll_pwait, this.#epfd, events, 2, timeoutMs, null, 8);
       if (ret === -BigInt(EINTR)) continue;
       if (isErr(ret)) throw new OsError(Number(-ret));
       return;
@@ -377,10 +306,10 @@ export class FdStream {
    */
   async read(buf: Uint8Array): Promise<number | null> {
     if (buf.length === 0) return 0;
-    const sys = fdSys();
+    const nr = sys();
     for (;;) {
       if (this.#closed) return null;
-      const n = syscall6Sync(sys.read, this.fd, buf, buf.length);
+      const n = syscall6Sync(nr.read, this.fd, buf, buf.length);
       if (n > 0n) {
         this.eofBackoffs = 0;
         this.bytesRead += Number(n);
@@ -421,11 +350,11 @@ export class FdStream {
   }
 
   async #writeAll(data: Uint8Array): Promise<void> {
-    const sys = fdSys();
+    const nr = sys();
     let off = 0;
     while (off < data.length) {
       if (this.#closed) throw new Error("channel closed");
-      const n = syscall6Sync(sys.write, this.fd, data.subarray(off), data.length - off);
+      const n = syscall6Sync(nr.write, this.fd, data.subarray(off), data.length - off);
       if (n > 0n) {
         off += Number(n);
         continue;

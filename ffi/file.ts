@@ -18,8 +18,9 @@
  * @module
  */
 
-import { type BlockingReply, runBlocking } from "./blocking.ts";
+import { runBlocking } from "./blocking.ts";
 import { OsError, type OsPath } from "./libc.ts";
+import type { SyscallReply } from "./ops/mod.ts";
 
 /** The file system calls the file commands use. All async, all executed in the pool. */
 export interface FileSyscalls {
@@ -50,7 +51,8 @@ export interface FileSyscalls {
   close(fd: number): Promise<void>;
 }
 
-function check(reply: BlockingReply): BlockingReply {
+/** The reply of a call that succeeded; a failed one throws its OsError. */
+function check<R extends SyscallReply<number | bigint>>(reply: R): R {
   if (reply.errno !== 0) throw new OsError(reply.errno, reply.strerror);
   return reply;
 }

@@ -58,6 +58,8 @@ export const SEEK_END = 2;
 export const FIFREEZE = 0xC0045877;
 /** `_IOWR('X', 120, int)`: thaw it. */
 export const FITHAW = 0xC0045878;
+/** `_IOWR('X', 121, struct fstrim_range)` (24 bytes on both architectures): discard free space. */
+export const FITRIM = 0xC0185879;
 
 /** mmap(2)/mprotect(2): pages may be read. */
 export const PROT_READ = 0x1;
@@ -124,6 +126,18 @@ const SYMBOLS = {
   fsync: { parameters: ["i32"], result: "i32" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
+  // ioctl whose argument is a struct the kernel reads and writes (FITRIM's fstrim_range).
+  ioctl_buffer: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
+  // statfs, fitrim and clock ops on the worker side (ffi/ops/).
+  statfs: { parameters: ["buffer", "buffer"], result: "i32" },
+  settimeofday: { parameters: ["buffer", "pointer"], result: "i32" },
+  // -d and the pidfile (ffi/daemon.ts). fcntl's third argument is a `struct flock *` there.
+  fcntl: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  umask: { parameters: ["u32"], result: "u32" },
+  setsid: { parameters: [], result: "i32" },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
   // Executable memory for the raw system-call trampoline (ffi/rawsyscall.ts). mmap's offset is

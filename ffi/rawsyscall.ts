@@ -23,8 +23,8 @@
  * one of those threads until the kernel returns. Callers that may block indefinitely must cap
  * how many such calls they have in flight (`ffi/blocking.ts` does).
  *
- * Architectures: Linux x86-64 and aarch64 only (the instruction bytes and the system call
- * numbers below are per architecture). Anything else reports "unavailable".
+ * Architectures: Linux x86-64 and aarch64 only (the instruction bytes below and the system call
+ * numbers of `ffi/arch/` are per architecture). Anything else reports "unavailable".
  *
  * @module
  */
@@ -41,62 +41,13 @@ import {
   PROT_WRITE,
   strerror,
 } from "./libc.ts";
+import { ARCH, type SyscallNumbers } from "./arch/mod.ts";
 
 /** `openat(2)`'s "relative to the current directory" dirfd (what libc's open() uses). */
 export const AT_FDCWD = -100;
 
-/** The system call numbers the agent uses, for one architecture. */
-export interface SyscallNumbers {
-  /** openat(dirfd, path, flags, mode) */
-  readonly openat: number;
-  /** read(fd, buf, count) */
-  readonly read: number;
-  /** write(fd, buf, count) */
-  readonly write: number;
-  /** close(fd) */
-  readonly close: number;
-  /** lseek(fd, offset, whence) */
-  readonly lseek: number;
-  /** ioctl(fd, request, arg) */
-  readonly ioctl: number;
-  /** fsync(fd) */
-  readonly fsync: number;
-  /** fchmod(fd, mode) */
-  readonly fchmod: number;
-  /** getpid(); the build-time self-test (a call that cannot fail or block). */
-  readonly getpid: number;
-}
-
-/**
- * Numbers from the kernel's uapi headers, checked against Debian 12's linux-libc-dev:
- * `x86_64-linux-gnu/asm/unistd_64.h` and `asm-generic/unistd.h` (which arm64 uses; there
- * `__NR_lseek` is `__NR3264_lseek` = 62, the 64-bit lseek). Verified at run time by the tests
- * (x86-64) and by a cross-compiled harness under qemu-aarch64 (aarch64).
- */
-const NUMBERS: Readonly<Record<"x86_64" | "aarch64", SyscallNumbers>> = {
-  x86_64: {
-    openat: 257,
-    read: 0,
-    write: 1,
-    close: 3,
-    lseek: 8,
-    ioctl: 16,
-    fsync: 74,
-    fchmod: 91,
-    getpid: 39,
-  },
-  aarch64: {
-    openat: 56,
-    read: 63,
-    write: 64,
-    close: 57,
-    lseek: 62,
-    ioctl: 29,
-    fsync: 82,
-    fchmod: 52,
-    getpid: 172,
-  },
-};
+/** The system call numbers, per architecture (`ffi/arch/`). */
+export type { SyscallNumbers } from "./arch/mod.ts";
 
 /**
  * The trampoline as a C function: `long trampoline(long nr, long a0, …, long a5)`. The kernel's
@@ -155,10 +106,7 @@ const CODE_PAGE = 4096n;
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
 /** The system call numbers of this machine, or undefined when the trampoline does not exist here. */
-export const SYS: Readonly<SyscallNumbers> | undefined = Deno.build.os === "linux" &&
-    (Deno.build.arch === "x86_64" || Deno.build.arch === "aarch64")
-  ? NUMBERS[Deno.build.arch]
-  : undefined;
+export const SYS: Readonly<SyscallNumbers> | undefined = ARCH?.sys;
 
 /** Whether the trampoline could be built, and if not why (for logs and the executor choice). */
 export type TrampolineStatus = { available: true } | { available: false; reason: string };

@@ -12,7 +12,8 @@
 
 import { O_CLOEXEC, O_NONBLOCK, OsError } from "./libc.ts";
 import { syscall6Sync } from "./rawsyscall.ts";
-import { check, closeFd, fdSys, isErr } from "./fdio.ts";
+import { sys } from "./arch/mod.ts";
+import { check, closeFd, isErr } from "./fdio.ts";
 
 /** Address family of unix sockets. */
 export const AF_UNIX = 1;
@@ -58,17 +59,17 @@ export class SocketError extends OsError {
  * @throws SocketError naming the failed stage.
  */
 export function vsockListen(cid: number, port: number, backlog: number): number {
-  const sys = fdSys();
-  const fd = syscall6Sync(sys.socket, AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const nr = sys();
+  const fd = syscall6Sync(nr.socket, AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (isErr(fd)) throw new SocketError("socket", Number(-fd));
   const s = Number(fd);
   const addr = sockaddrVm(cid, port);
-  let r = syscall6Sync(sys.bind, s, addr, addr.length);
+  let r = syscall6Sync(nr.bind, s, addr, addr.length);
   if (isErr(r)) {
     closeFd(s);
     throw new SocketError("bind", Number(-r));
   }
-  r = syscall6Sync(sys.listen, s, backlog);
+  r = syscall6Sync(nr.listen, s, backlog);
   if (isErr(r)) {
     closeFd(s);
     throw new SocketError("listen", Number(-r));
@@ -94,7 +95,7 @@ export interface SocketName {
 export function socketName(fd: number): SocketName {
   const addr = new Uint8Array(128); // sockaddr_storage
   const len = new Uint32Array([addr.length]);
-  check(syscall6Sync(fdSys().getsockname, fd, addr, len));
+  check(syscall6Sync(sys().getsockname, fd, addr, len));
   const v = new DataView(addr.buffer);
   const family = v.getUint16(0, true);
   if (family === AF_VSOCK) return { family, port: v.getUint32(4, true), cid: v.getUint32(8, true) };
@@ -106,6 +107,6 @@ export function socketName(fd: number): SocketName {
  * (EAGAIN when nobody is waiting).
  */
 export function acceptNonblocking(listenFd: number): number {
-  const r = syscall6Sync(fdSys().accept4, listenFd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const r = syscall6Sync(sys().accept4, listenFd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
   return Number(r);
 }

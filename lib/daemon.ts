@@ -11,40 +11,28 @@
  * @module
  */
 
-import { errno, strerror } from "../ffi/libc.ts";
+import {
+  closeFileSync,
+  dup2Sync,
+  lockWholeFileSync,
+  newSession,
+  openFileSync,
+  setUmask,
+  truncateFileSync,
+  unlinkSync,
+  writeOnceSync,
+} from "../ffi/daemon.ts";
+import { O_CLOEXEC, O_CREAT, O_RDWR, O_WRONLY, OsError } from "../ffi/libc.ts";
 import { DAEMON_CHILD_ENV } from "./daemon_child.ts";
 
 export { DAEMON_CHILD_ENV, isDaemonChild } from "./daemon_child.ts";
 
 const READY = "denoga-ready\n";
 
-const SYMBOLS = {
-  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  unlink: { parameters: ["buffer"], result: "i32" },
-  umask: { parameters: ["u32"], result: "u32" },
-  setsid: { parameters: [], result: "i32" },
-  dup2: { parameters: ["i32", "i32"], result: "i32" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
-function sys(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
-  lib ??= Deno.dlopen("libc.so.6", SYMBOLS);
-  return lib.symbols;
-}
-
-const O_WRONLY = 0o1;
-const O_RDWR = 0o2;
-const O_CREAT = 0o100;
-const O_CLOEXEC = 0o2000000;
-const F_SETLK = 6;
-const F_WRLCK = 1;
-
-function cstr(s: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(`${s}\0`);
+/** The strerror text of a failed call (an OsError); anything else is a bug and is re-thrown. */
+function osText(e: unknown): string {
+  if (e instanceof OsError) return e.strerror;
+  throw e;
 }
 
 /** A pidfile this process holds locked; {@link Pidfile.remove} unlinks it (qemu-ga at exit). */
@@ -65,23 +53,25 @@ export class Pidfile {
    * @throws Error with qemu's text (`Could not create '<p>': …`, `Cannot lock pid file: …`).
    */
   static write(path: string, pid: number = Deno.pid): Pidfile {
-    const s = sys();
     for (;;) {
-      const fd = s.open(cstr(path), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600);
-      if (fd < 0) throw new Error(`Could not create '${path}': ${strerror(errno())}`);
+      let fd: number;
+      try {
+        fd = openFileSync(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600);
+      } catch (e) {
+        throw new Error(`Could not create '${path}': ${osText(e)}`);
+      }
       let ino: number | null;
       try {
         ino = Deno.statSync(`/proc/self/fd/${fd}`).ino;
       } catch (e) {
-        s.close(fd);
+        closeFileSync(fd);
         throw new Error(`Cannot stat file: ${(e as Error).message}`);
       }
-      const lock = new Uint8Array(32); // struct flock: l_type, l_whence, l_start, l_len, l_pid
-      new DataView(lock.buffer).setInt16(0, F_WRLCK, true);
-      if (s.fcntl(fd, F_SETLK, lock) !== 0) {
-        const err = errno();
-        s.close(fd);
-        throw new Error(`Cannot lock pid file: ${strerror(err)}`);
+      try {
+        lockWholeFileSync(fd);
+      } catch (e) {
+        closeFileSync(fd);
+        throw new Error(`Cannot lock pid file: ${osText(e)}`);
       }
       let now: Deno.FileInfo | undefined;
       try {
@@ -90,19 +80,20 @@ export class Pidfile {
         now = undefined; // vanished: someone is racing with us, try again
       }
       if (now === undefined || now.ino !== ino) {
-        s.close(fd);
+        closeFileSync(fd);
         continue;
       }
       const text = new TextEncoder().encode(`${pid}\n`);
-      if (s.ftruncate(fd, 0n) !== 0) {
-        const err = errno();
-        s.unlink(cstr(path));
-        s.close(fd);
-        throw new Error(`Failed to truncate pid file: ${strerror(err)}`);
+      try {
+        truncateFileSync(fd, 0n);
+      } catch (e) {
+        unlinkSync(path);
+        closeFileSync(fd);
+        throw new Error(`Failed to truncate pid file: ${osText(e)}`);
       }
-      if (Number(s.write(fd, text, BigInt(text.length))) !== text.length) {
-        s.unlink(cstr(path));
-        s.close(fd);
+      if (writeOnceSync(fd, text) !== text.length) {
+        unlinkSync(path);
+        closeFileSync(fd);
         throw new Error("Failed to write pid file");
       }
       return new Pidfile(path, fd);
@@ -111,14 +102,14 @@ export class Pidfile {
 
   /** Unlinks the pidfile (the lock goes with the process). */
   remove(): void {
-    sys().unlink(cstr(this.path));
+    unlinkSync(this.path);
   }
 }
 
 /** qemu-ga's exit-time `unlink(pid_filepath)` when daemonized (done even if never written). */
 export function unlinkPidfile(path: string): void {
   try {
-    sys().unlink(cstr(path));
+    unlinkSync(path);
   } catch {
     // nothing to do at exit
   }
@@ -248,10 +239,9 @@ export async function spawnDaemon(args: readonly string[], mainModule: string): 
  * pidfile message; the caller logs it as critical and exits 1.
  */
 export function becomeDaemon(pidfile: string | undefined): Pidfile | undefined {
-  const s = sys();
   const pf = pidfile === undefined ? undefined : Pidfile.write(pidfile);
-  s.umask(0o077);
-  s.setsid(); // EPERM when Deno already made us a session leader: fine
+  setUmask(0o077);
+  newSession(); // EPERM when Deno already made us a session leader: fine
   Deno.chdir("/");
   try {
     Deno.stdout.writeSync(new TextEncoder().encode(READY));
@@ -275,7 +265,6 @@ function fdTarget(fd: number | string): string | undefined {
  * resources are duplicates), which would otherwise hold the parent's terminal or pipes open.
  */
 function redirectStdioToNull(): void {
-  const s = sys();
   const stdio = new Set<string>();
   for (const fd of [0, 1, 2]) {
     const t = fdTarget(fd);
@@ -291,8 +280,12 @@ function redirectStdioToNull(): void {
   } catch {
     // no /proc: only 0-2
   }
-  const nul = s.open(cstr("/dev/null"), O_RDWR, 0);
-  if (nul < 0) return;
-  for (const fd of [0, 1, 2, ...copies]) s.dup2(nul, fd);
-  if (nul > 2) s.close(nul);
+  let nul: number;
+  try {
+    nul = openFileSync("/dev/null", O_RDWR, 0);
+  } catch {
+    return;
+  }
+  for (const fd of [0, 1, 2, ...copies]) dup2Sync(nul, fd);
+  if (nul > 2) closeFileSync(nul);
 }

@@ -14,21 +14,15 @@ import {
   closeFd,
   ECONNABORTED,
   EOF_BACKOFF_MS,
-  F_GETFD,
-  F_GETFL,
-  F_SETFD,
-  F_SETFL,
-  FD_CLOEXEC,
   FdStream,
-  fdSys,
-  isErr,
   newEventFd,
   POLLIN,
   pollWait,
+  setCloseOnExec,
+  setNonblocking,
   signalEventFd,
 } from "../../ffi/fdio.ts";
-import { EAGAIN, EINTR, O_NONBLOCK, strerror } from "../../ffi/libc.ts";
-import { syscall6Sync } from "../../ffi/rawsyscall.ts";
+import { EAGAIN, EINTR, OsError } from "../../ffi/libc.ts";
 import {
   acceptNonblocking,
   AF_UNIX,
@@ -48,9 +42,7 @@ export { FIRST_SOCKET_ACTIVATION_FD } from "./activation.ts";
  * `accept()` polls for one client and yields it as a connection whose EOF ends it.
  */
 export function listenerChannelOnFd(listenFd: number): Channel {
-  const sys = fdSys();
-  const fl = syscall6Sync(sys.fcntl, listenFd, F_GETFL, 0);
-  if (!isErr(fl)) syscall6Sync(sys.fcntl, listenFd, F_SETFL, Number(fl) | O_NONBLOCK);
+  setNonblocking(listenFd);
   const wake = newEventFd();
   let closed = false;
   let waiting = 0;
@@ -158,14 +150,14 @@ export function openVsockListen(path: string): Channel {
  * exits 1 there).
  */
 export function markActivationFds(n: number): void {
-  const sys = fdSys();
   for (let i = 0; i < n; i++) {
     const fd = FIRST_SOCKET_ACTIVATION_FD + i;
-    let r = syscall6Sync(sys.fcntl, fd, F_GETFD, 0);
-    if (!isErr(r)) r = syscall6Sync(sys.fcntl, fd, F_SETFD, Number(r) | FD_CLOEXEC);
-    if (isErr(r)) {
+    try {
+      setCloseOnExec(fd);
+    } catch (e) {
+      if (!(e instanceof OsError)) throw e;
       throw new Error(
-        `Socket activation failed: invalid file descriptor fd = ${fd}: ${strerror(Number(-r))}`,
+        `Socket activation failed: invalid file descriptor fd = ${fd}: ${e.strerror}`,
       );
     }
   }

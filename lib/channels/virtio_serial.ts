@@ -18,9 +18,8 @@
  * @module
  */
 
-import { type EofPolicy, FdStream, fdSys, isErr } from "../../ffi/fdio.ts";
-import { cString, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDWR, strerror } from "../../ffi/libc.ts";
-import { AT_FDCWD, syscall6Sync } from "../../ffi/rawsyscall.ts";
+import { type EofPolicy, FdStream, openDeviceSync } from "../../ffi/fdio.ts";
+import { O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDWR, OsError } from "../../ffi/libc.ts";
 import type { Channel, Connection } from "./channel.ts";
 
 /** Default port path (§5.1). */
@@ -31,11 +30,12 @@ export const VIRTIO_DEFAULT_PATH = "/dev/virtio-ports/org.qemu.guest_agent.0";
  * sleeps). Throws qemu-ga's `error opening channel '<path>': <strerror>`.
  */
 export function openDevice(path: string, flags: number): number {
-  const fd = syscall6Sync(fdSys().openat, AT_FDCWD, cString(path), flags, 0);
-  if (isErr(fd)) {
-    throw new Error(`error opening channel '${path}': ${strerror(Number(-fd))}`);
+  try {
+    return openDeviceSync(path, flags);
+  } catch (e) {
+    if (e instanceof OsError) throw new Error(`error opening channel '${path}': ${e.strerror}`);
+    throw e;
   }
-  return Number(fd);
 }
 
 /** A Connection over a stream; `close` is left to the caller's choice. */

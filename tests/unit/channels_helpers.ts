@@ -6,7 +6,8 @@
  * @module
  */
 
-import { check, closeFd, fdSys } from "../../ffi/fdio.ts";
+import { sys as fdSys } from "../../ffi/arch/mod.ts";
+import { check, closeFd } from "../../ffi/fdio.ts";
 import { cString, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDWR } from "../../ffi/libc.ts";
 import { AT_FDCWD, syscall6Sync } from "../../ffi/rawsyscall.ts";
 

@@ -1,0 +1,48 @@
+/**
+ * Linux aarch64. Numbers from Debian 12's linux-libc-dev `asm-generic/unistd.h`, which arm64
+ * uses: there lseek, fcntl and statfs are the `__NR3264_*` 64-bit calls (62, 25, 43), and there
+ * is no poll, epoll_wait or open (ppoll, epoll_pwait and openat instead). Layouts from the uapi
+ * headers; `struct epoll_event` is naturally aligned here (16 bytes).
+ *
+ * @module
+ */
+
+import type { Arch } from "./mod.ts";
+
+/** The aarch64 description. */
+export const AARCH64: Arch = {
+  name: "aarch64",
+  sys: {
+    openat: 56,
+    read: 63,
+    write: 64,
+    close: 57,
+    lseek: 62,
+    ioctl: 29,
+    fsync: 82,
+    fchmod: 52,
+    getpid: 172,
+    statfs: 43,
+    settimeofday: 170,
+    ppoll: 73,
+    eventfd2: 19,
+    socket: 198,
+    bind: 200,
+    listen: 201,
+    accept4: 242,
+    getsockname: 204,
+    fcntl: 25,
+    socketpair: 199,
+    shutdown: 210,
+    epoll_create1: 20,
+    epoll_ctl: 21,
+    epoll_pwait: 22,
+  },
+  layout: {
+    statfs: { size: 120, bsize: 8, blocks: 16, bfree: 24, bavail: 32, frsize: 72 },
+    fstrimRange: { size: 24, start: 0, len: 8, minlen: 16 },
+    timeval: { size: 16, sec: 0, usec: 8 },
+    epollEvent: { size: 16, events: 0 }, // u32 events, 4 bytes padding, u64 data
+    flock: { size: 32, type: 0, whence: 2 },
+  },
+};
