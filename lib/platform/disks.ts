@@ -5,21 +5,17 @@
  * @module
  */
 
+import type { FitrimResult } from "../../ffi/fitrim.ts";
 import type { OsPath } from "../../ffi/libc.ts";
+import type { StatfsResult } from "../../ffi/statfs.ts";
+import { fitrim } from "../../ffi/fitrim.ts";
+import { statfs } from "../../ffi/statfs.ts";
 
-/** What statfs(2) says about a filesystem (the members statvfs derives from it). */
-export type StatfsResult =
-  | { ok: true; bsize: bigint; frsize: bigint; blocks: bigint; bfree: bigint; bavail: bigint }
-  | { ok: false; errno: number; strerror: string };
-
-/** What open + FITRIM did on one mount point. */
-export type FitrimResult =
-  | { ok: true; trimmed: bigint; minlen: bigint }
-  | { ok: false; stage: "open" | "trim"; errno: number; strerror: string };
+export type { FitrimResult, StatfsResult };
 
 /** The facet. */
 export interface DiskSyscalls {
-  /** statfs(path). */
+  /** statfs(path), with statvfs's f_frsize rule. */
   statfs(path: OsPath): Promise<StatfsResult>;
   /**
    * open(mountpoint, O_RDONLY|O_CLOEXEC), ioctl(FITRIM, {start 0, len max, minlen}), close; the
@@ -28,12 +24,5 @@ export interface DiskSyscalls {
   fitrim(mountpoint: OsPath, minlen: bigint): Promise<FitrimResult>;
 }
 
-/**
- * The real facet. PLACEHOLDER until ffi/statfs.ts and ffi/fitrim.ts land (branch ffi-registry):
- * every call fails with ENOSYS, so fsinfo omits sizes and fstrim reports every path as failing.
- */
-export const diskSyscalls: DiskSyscalls = {
-  statfs: () => Promise.resolve({ ok: false, errno: 38, strerror: "Function not implemented" }),
-  fitrim: () =>
-    Promise.resolve({ ok: false, stage: "trim", errno: 38, strerror: "Function not implemented" }),
-};
+/** The real facet (loaded lazily by `systemPlatform`, so the imports above cost nothing early). */
+export const diskSyscalls: DiskSyscalls = { statfs, fitrim };

@@ -247,7 +247,7 @@ Deno.test("fsinfo: statfs failure omits the sizes; sizes wrap like unsigned long
         Promise.resolve({
           ok: true,
           bsize: 4096n,
-          frsize: 0n, // statvfs falls back to f_bsize
+          frsize: 4096n,
           blocks: 2n ** 62n,
           bfree: 0n,
           bavail: 0n,

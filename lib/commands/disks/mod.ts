@@ -34,18 +34,13 @@ async function filesystemInfo(agent: Agent, mount: MountEntry): Promise<Filesyst
   await walkDevice(agent.platform.os, devpath, walk);
   if (walk.error !== undefined) throw genericError(walk.error);
   const st = await agent.platform.disks.statfs(mount.path);
-  // statvfs's f_frsize falls back to f_bsize when the kernel leaves it 0; qemu-ga computes in
-  // unsigned long.
+  // qemu-ga computes in unsigned long.
   const sizes = st.ok
-    ? (() => {
-      const frsize = st.frsize !== 0n ? st.frsize : st.bsize;
-      const used = u64(st.blocks - st.bfree);
-      return {
-        "used-bytes": u64(used * frsize),
-        "total-bytes": u64(u64(used + st.bavail) * frsize),
-        "total-bytes-privileged": u64(st.blocks * frsize),
-      };
-    })()
+    ? {
+      "used-bytes": u64(u64(st.blocks - st.bfree) * st.frsize),
+      "total-bytes": u64(u64(st.blocks - st.bfree + st.bavail) * st.frsize),
+      "total-bytes-privileged": u64(st.blocks * st.frsize),
+    }
     : {};
   return {
     // Always set: the device's name, or the basename of its /sys/dev/block link.
