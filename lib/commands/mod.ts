@@ -9,6 +9,7 @@
 
 import { type Command, CommandTable } from "../dispatch/table.ts";
 import { clockCommands } from "./clock.ts";
+import { diskCommands } from "./disks/mod.ts";
 import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
 import { hostCommands } from "./host.ts";
@@ -80,6 +81,7 @@ const FAMILIES: readonly (readonly Command[])[] = [
   networkCommands,
   clockCommands,
   hostCommands,
+  diskCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

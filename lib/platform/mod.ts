@@ -19,6 +19,7 @@ import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { MountEntry } from "../system/mounts.ts";
 import type { Clock } from "./clock.ts";
+import type { DiskSyscalls } from "./disks.ts";
 import type { OsFiles } from "./files.ts";
 import { isExecutable, runCommand, runStatus } from "./process.ts";
 import type { NetworkFacet } from "./network.ts";
@@ -58,6 +59,8 @@ export interface Platform {
   readonly clock: Clock;
   /** Node name, environment, machine (host-information commands). */
   readonly host: HostInfo;
+  /** statvfs and FITRIM of one mount point (guest-get-fsinfo, guest-fstrim). */
+  readonly disks: DiskSyscalls;
 }
 
 /**
@@ -92,6 +95,7 @@ export function systemPlatform(): Platform {
     network: lazyFacet(() => import("./network.ts").then((m) => m.networkFacet)),
     clock: systemClock,
     host: systemHost,
+    disks: lazyFacet(() => import("./disks.ts").then((m) => m.diskSyscalls)),
   };
 }
 
@@ -116,5 +120,6 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     network: facets.network ?? refuse("network"),
     clock: facets.clock ?? refuse("clock"),
     host: facets.host ?? refuse("host"),
+    disks: facets.disks ?? refuse("disks"),
   };
 }

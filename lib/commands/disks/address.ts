@@ -1,0 +1,271 @@
+/**
+ * From a sysfs block device to the GuestDiskAddress list qemu-ga reports for it
+ * (`build_guest_fsinfo_for_device` and what it calls, qga/commands-linux.c): device-mapper and
+ * other virtual devices are followed through `slaves/`, real ones are decoded from their sysfs
+ * path and the driver bound to the PCI function above them, with `dev` and `serial` from udev.
+ *
+ * Every read goes through the `os` facet given, so unit tests run this walk over fake sysfs trees
+ * and the agent runs it over the real /sys.
+ *
+ * @module
+ */
+
+import { type OsFiles, toOsFileError } from "../../platform/files.ts";
+import {
+  ccwAddress,
+  hostNumberOfEntry,
+  hostOfPath,
+  type PciAddress,
+  pciNextFunction,
+  pciRootFunction,
+  scsiTarget,
+} from "../../system/sysfs_disk_path.ts";
+import type { DiskAddress, DiskBusType } from "./types.ts";
+import { udevDevice } from "./udev.ts";
+
+const ENOENT = 2;
+
+/** The PCI drivers qemu-ga knows how to address disks behind. */
+const KNOWN_DRIVERS = new Set([
+  "ata_piix",
+  "sym53c8xx",
+  "virtio-pci",
+  "ahci",
+  "nvme",
+  "xhci_hcd",
+  "ehci-pci",
+]);
+
+/** qemu-ga keeps at most this many host numbers of a controller (`hosts[8]`). */
+const MAX_HOSTS = 8;
+
+/** What the walk gathers for one device (qemu-ga fills a GuestFilesystemInfo the same way). */
+export interface DeviceWalk {
+  /** Basename of the first device's resolved sysfs path (`vda1`, `dm-0`, `loop0`). */
+  name?: string;
+  /** Addresses found, most recent first (qemu-ga prepends). */
+  disks: DiskAddress[];
+  /** The first error qemu-ga would have set; fsinfo fails with it, get-disks ignores it. */
+  error?: string;
+}
+
+interface MutableAddress {
+  "pci-controller": { domain: number; bus: number; slot: number; function: number };
+  "bus-type": DiskBusType;
+  bus: number;
+  target: number;
+  unit: number;
+  serial?: string;
+  dev?: string;
+  "ccw-address"?: { cssid: number; ssid: number; subchno: number; devno: number };
+}
+
+function basename(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  return trimmed === "" ? "/" : trimmed.slice(trimmed.lastIndexOf("/") + 1);
+}
+
+/**
+ * Adds the addresses of the device at `devpath` (a path leading to its sysfs directory, e.g.
+ * `/sys/dev/block/254:1` or `/sys/block/dm-0/slaves/vda2`) to `walk`.
+ */
+export async function walkDevice(os: OsFiles, devpath: string, walk: DeviceWalk): Promise<void> {
+  let syspath: string;
+  try {
+    syspath = await os.realPath(devpath);
+  } catch (e) {
+    const err = toOsFileError(e, devpath);
+    if (err.errno !== ENOENT) {
+      walk.error ??= `realpath("${devpath}"): ${err.text}`;
+      return;
+    }
+    // The node may be missing in a container: the name is all qemu-ga reports then.
+    walk.name ??= basename(devpath);
+    return;
+  }
+  walk.name ??= basename(syspath);
+  if (syspath.includes("/devices/virtual/block/")) {
+    await walkVirtualDevice(os, syspath, walk);
+  } else {
+    await addRealDevice(os, syspath, walk);
+  }
+}
+
+/** A virtual device (dm, md, loop, partitions of them): its `slaves/` symlinks, in turn. */
+async function walkVirtualDevice(os: OsFiles, syspath: string, walk: DeviceWalk): Promise<void> {
+  const dir = `${syspath}/slaves`;
+  let names: string[];
+  try {
+    names = await os.readDir(dir);
+  } catch (e) {
+    const err = toOsFileError(e, dir);
+    if (err.errno !== ENOENT) walk.error ??= `opendir("${dir}"): ${err.text}`;
+    return;
+  }
+  for (const name of names) {
+    const path = `${dir}/${name}`;
+    if (!await isSymlink(os, path)) continue;
+    await walkDevice(os, path, walk);
+    if (walk.error !== undefined) return;
+  }
+}
+
+async function isSymlink(os: OsFiles, path: string): Promise<boolean> {
+  try {
+    return (await os.lstat(path)).isSymlink;
+  } catch {
+    return false;
+  }
+}
+
+/** A real device: one address, kept when anything about it is known. */
+async function addRealDevice(os: OsFiles, syspath: string, walk: DeviceWalk): Promise<void> {
+  const disk: MutableAddress = {
+    "pci-controller": { domain: -1, bus: -1, slot: -1, function: -1 },
+    "bus-type": "unknown",
+    bus: 0,
+    target: 0,
+    unit: 0,
+  };
+  const udev = await udevDevice(os, syspath);
+  if (udev !== undefined) {
+    if (udev.devnode !== undefined) disk.dev = udev.devnode;
+    const serial = udev.property("ID_SERIAL");
+    if (serial !== undefined && serial !== "") disk.serial = serial;
+  }
+  let known: boolean;
+  if (syspath.includes("/devices/pci")) {
+    known = await decodePciDisk(os, syspath, disk, walk);
+  } else if (syspath.includes("/devices/css")) {
+    known = decodeCcwDisk(syspath, disk);
+  } else if (syspath.includes("/virtio")) {
+    known = decodeNonPciVirtio(syspath, disk);
+  } else {
+    known = false;
+  }
+  if (known || disk.dev !== undefined || disk.serial !== undefined) walk.disks.unshift(disk);
+}
+
+/** The driver bound to the PCI function whose sysfs directory is `dir`. */
+async function pciDriver(os: OsFiles, dir: string): Promise<string | undefined> {
+  try {
+    return basename(await os.readLink(`${dir}/driver`));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A device below a PCI function: the address is the first function (walking down through
+ * bridges) whose driver qemu-ga knows; the bus type and unit come from that driver and the SCSI
+ * target or ATA/SCSI host in the path.
+ */
+async function decodePciDisk(
+  os: OsFiles,
+  syspath: string,
+  disk: MutableAddress,
+  walk: DeviceWalk,
+): Promise<boolean> {
+  const root = pciRootFunction(syspath);
+  if (root === undefined) return false;
+  let pci: PciAddress = root.pci;
+  let end = root.end;
+  let driver: string | undefined;
+  for (;;) {
+    driver = await pciDriver(os, syspath.slice(0, end));
+    if (driver !== undefined && KNOWN_DRIVERS.has(driver)) break;
+    const next = pciNextFunction(syspath, end);
+    if (next === undefined) return false;
+    ({ pci, end } = next);
+  }
+
+  const target = scsiTarget(syspath);
+  const host = hostOfPath(syspath);
+  let hosts: number[] = [];
+  if (host?.host !== undefined) {
+    const listed = await hostNumbers(os, host.dir, host.ata);
+    if (typeof listed === "string") {
+      walk.error ??= listed;
+      return false;
+    }
+    hosts = listed;
+  }
+  const hostIndex = host?.host === undefined ? -1 : hosts.indexOf(host.host);
+  // The address is set even when the driver's checks below fail.
+  disk["pci-controller"] = { domain: pci[0], bus: pci[1], slot: pci[2], function: pci[3] };
+
+  switch (driver) {
+    case "ata_piix": // a host per IDE bus; target*:0:<unit>:0
+      if (target === undefined || hostIndex === -1) return false;
+      disk["bus-type"] = "ide";
+      disk.bus = hostIndex;
+      disk.unit = target[1];
+      return true;
+    case "sym53c8xx": // LSI Logic SCSI: target*:0:<unit>:0
+      if (target === undefined) return false;
+      disk["bus-type"] = "scsi";
+      disk.unit = target[1];
+      return true;
+    case "virtio-pci":
+      if (target !== undefined) { // virtio-scsi: target*:0:0:<unit>
+        disk["bus-type"] = "scsi";
+        disk.unit = target[2];
+      } else { // virtio-blk: one disk per device
+        disk["bus-type"] = "virtio";
+      }
+      return true;
+    case "ahci": // one host per unit
+      if (target === undefined || hostIndex === -1) return false;
+      disk["bus-type"] = "sata";
+      disk.unit = hostIndex;
+      return true;
+    case "nvme":
+      disk["bus-type"] = "nvme";
+      return true;
+    default: // xhci_hcd, ehci-pci
+      disk["bus-type"] = "usb";
+      return true;
+  }
+}
+
+/**
+ * qemu-ga's `build_hosts`: the `ata<N>` or `host<N>` numbers among the first entries of `dir`
+ * (at most eight, in directory order), sorted; the error text when `dir` cannot be listed.
+ */
+async function hostNumbers(os: OsFiles, dir: string, ata: boolean): Promise<number[] | string> {
+  let names: string[];
+  try {
+    names = await os.readDir(dir);
+  } catch (e) {
+    return `opendir("${dir}"): ${toOsFileError(e, dir).text}`;
+  }
+  const hosts: number[] = [];
+  for (const name of names) {
+    if (hosts.length === MAX_HOSTS) break;
+    const n = hostNumberOfEntry(name, ata);
+    if (n !== undefined) hosts.push(n);
+  }
+  return hosts.sort((a, b) => a - b);
+}
+
+/** An s390x channel-I/O device: its CCW address, plus the virtio decoding when it is one. */
+function decodeCcwDisk(syspath: string, disk: MutableAddress): boolean {
+  const found = ccwAddress(syspath);
+  if (found === undefined) return false;
+  disk["ccw-address"] = { ...found.ccw };
+  if (found.rest.includes("/virtio")) decodeNonPciVirtio(syspath, disk);
+  return true;
+}
+
+/** A virtio device not on PCI (virtio-mmio, CCW). */
+function decodeNonPciVirtio(syspath: string, disk: MutableAddress): boolean {
+  if (!syspath.includes("/virtio") || !syspath.includes("/block")) return false;
+  const target = scsiTarget(syspath);
+  if (target !== undefined) { // virtio-scsi: target*:0:<target>:<unit>
+    disk["bus-type"] = "scsi";
+    [disk.bus, disk.target, disk.unit] = target;
+  } else {
+    disk["bus-type"] = "virtio";
+  }
+  return true;
+}

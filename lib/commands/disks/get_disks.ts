@@ -1,0 +1,136 @@
+/**
+ * guest-get-disks (§3.9; qemu-ga's `qmp_guest_get_disks` with libudev): every `/sys/block` entry
+ * of non-zero size as its device node, its udev alias (`DM_NAME`), its address when it is not a
+ * virtual device, its `slaves/` as dependencies, then its partitions (`<disk>N`, `<disk>pN`)
+ * with the disk as their dependency. The list comes out newest first, as qemu-ga prepends.
+ *
+ * NVMe disks: qemu-ga adds their SMART log (`smart`), read with the NVMe admin-command ioctl;
+ * ffi/ has no such call yet, so `smart` is omitted — as qemu-ga does when that ioctl fails.
+ *
+ * @module
+ */
+
+import { genericError } from "../../errors.ts";
+import { type OsFiles, toOsFileError } from "../../platform/files.ts";
+import { walkDevice } from "./address.ts";
+import type { DiskAddress, DiskInfo } from "./types.ts";
+import { udevDevice } from "./udev.ts";
+
+const decoder = new TextDecoder();
+
+interface MutableDiskInfo {
+  name: string;
+  partition: boolean;
+  dependencies?: string[];
+  address?: DiskAddress;
+  alias?: string;
+}
+
+/** The whole reply. */
+export async function listDisks(os: OsFiles): Promise<DiskInfo[]> {
+  let names: string[];
+  try {
+    names = await os.readDir("/sys/block");
+  } catch (e) {
+    const text = toOsFileError(e, "/sys/block").text;
+    throw genericError(`Can't open directory "/sys/block": ${text}`);
+  }
+  const list: MutableDiskInfo[] = [];
+  for (const name of names) {
+    if (!await isKind(os, `/sys/block/${name}`, "symlink")) continue;
+    let size: string;
+    try {
+      size = decoder.decode(await os.readFile(`/sys/block/${name}/size`));
+    } catch {
+      continue;
+    }
+    if (size === "0\n") continue;
+    const diskDir = `/sys/block/${name}`;
+    const udev = await udevDevice(os, diskDir);
+    if (udev?.devnode === undefined) continue;
+    const disk: MutableDiskInfo = { name: udev.devnode, partition: false };
+    const alias = udev.property("DM_NAME");
+    if (alias !== undefined && alias !== "") disk.alias = alias;
+    list.unshift(disk);
+
+    if (!await isVirtual(os, diskDir)) {
+      const walk = { disks: [] };
+      // Errors are only logged by qemu-ga; whatever address was found is kept.
+      await walkDevice(os, diskDir, walk);
+      disk.address = walk.disks[0];
+    }
+    disk.dependencies = await dependencies(os, diskDir);
+    list.unshift(...(await partitions(os, name, diskDir, udev.devnode)).toReversed());
+  }
+  return list;
+}
+
+/** Whether the entry is of that kind without following it (qemu-ga's `d_type`). */
+async function isKind(os: OsFiles, path: string, kind: "symlink" | "dir"): Promise<boolean> {
+  try {
+    const st = await os.lstat(path);
+    return kind === "symlink" ? st.isSymlink : st.isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/** A device under /sys/devices/virtual/block; one whose path cannot be resolved counts too. */
+async function isVirtual(os: OsFiles, path: string): Promise<boolean> {
+  try {
+    return (await os.realPath(path)).includes("/devices/virtual/block/");
+  } catch {
+    return true;
+  }
+}
+
+/** The device nodes of `slaves/`, newest first; undefined when there is no such directory. */
+async function dependencies(os: OsFiles, diskDir: string): Promise<string[] | undefined> {
+  const dir = `${diskDir}/slaves`;
+  let names: string[];
+  try {
+    names = await os.readDir(dir);
+  } catch {
+    return undefined;
+  }
+  const deps: string[] = [];
+  for (const name of names) {
+    const node = (await udevDevice(os, `${dir}/${name}`))?.devnode;
+    if (node !== undefined) deps.unshift(node);
+  }
+  return deps;
+}
+
+/** The partitions of a disk, in directory order. */
+async function partitions(
+  os: OsFiles,
+  diskName: string,
+  diskDir: string,
+  diskNode: string,
+): Promise<MutableDiskInfo[]> {
+  let names: string[];
+  try {
+    names = await os.readDir(diskDir);
+  } catch {
+    return [];
+  }
+  const found: MutableDiskInfo[] = [];
+  for (const name of names) {
+    if (!isPartitionName(diskName, name)) continue;
+    const dir = `${diskDir}/${name}`;
+    if (!await isKind(os, dir, "dir")) continue;
+    const node = (await udevDevice(os, dir))?.devnode;
+    if (node === undefined) continue;
+    found.push({ name: node, partition: true, dependencies: [diskNode] });
+  }
+  return found;
+}
+
+const isDigit = (c: string | undefined) => c !== undefined && c >= "0" && c <= "9";
+
+/** `<disk><digit>…` or `<disk>p<digit>…`. */
+export function isPartitionName(diskName: string, name: string): boolean {
+  if (!name.startsWith(diskName)) return false;
+  const rest = name.slice(diskName.length);
+  return isDigit(rest[0]) || (rest[0] === "p" && isDigit(rest[1]));
+}

@@ -1,0 +1,28 @@
+/**
+ * The `disks` facet: statvfs and FITRIM of one mount point, both off the event loop through
+ * `ffi/` (a filesystem that stops answering holds only its own call).
+ *
+ * @module
+ */
+
+import type { FitrimResult } from "../../ffi/fitrim.ts";
+import type { OsPath } from "../../ffi/libc.ts";
+import type { StatfsResult } from "../../ffi/statfs.ts";
+import { fitrim } from "../../ffi/fitrim.ts";
+import { statfs } from "../../ffi/statfs.ts";
+
+export type { FitrimResult, StatfsResult };
+
+/** The facet. */
+export interface DiskSyscalls {
+  /** statfs(path), with statvfs's f_frsize rule. */
+  statfs(path: OsPath): Promise<StatfsResult>;
+  /**
+   * open(mountpoint, O_RDONLY|O_CLOEXEC), ioctl(FITRIM, {start 0, len max, minlen}), close; the
+   * kernel's updated range: bytes trimmed and the minimum it applied.
+   */
+  fitrim(mountpoint: OsPath, minlen: bigint): Promise<FitrimResult>;
+}
+
+/** The real facet (loaded lazily by `systemPlatform`, so the imports above cost nothing early). */
+export const diskSyscalls: DiskSyscalls = { statfs, fitrim };
