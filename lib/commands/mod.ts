@@ -8,10 +8,12 @@
  */
 
 import { type Command, CommandTable } from "../dispatch/table.ts";
+import { cpuMemoryCommands } from "./cpu_memory.ts";
 import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
 import { infoCommands } from "./info.ts";
 import { shutdownCommands } from "./shutdown.ts";
+import { statsCommands } from "./stats.ts";
 import { syncCommands } from "./sync.ts";
 
 /** The 43 commands of newest qemu-ga on Linux, in schema (= registration) order. */
@@ -68,6 +70,8 @@ const FAMILIES: readonly (readonly Command[])[] = [
   shutdownCommands,
   fileCommands,
   fsfreezeCommands,
+  cpuMemoryCommands,
+  statsCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

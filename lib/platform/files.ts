@@ -19,6 +19,12 @@ export class OsFileError extends Error {
     readonly errno: number,
     /** The path as the command named it (without the test root). */
     readonly path: string,
+    /**
+     * The system call that failed, where the operation makes more than one and a caller's text
+     * depends on it (`open` vs `read`/`write` in {@link OsFiles.readPrefix} and
+     * {@link OsFiles.writeInPlace}).
+     */
+    readonly syscall?: "open" | "read" | "write",
   ) {
     super(`${path}: ${text}`);
     this.name = "OsFileError";
@@ -52,6 +58,16 @@ export interface WriteOptions {
 export interface OsFiles {
   /** The whole file (reads until EOF: /proc and /sys report sizes that are not true). */
   readFile(path: string): Promise<Uint8Array>;
+  /**
+   * open(O_RDONLY) and one read of at most `length` bytes from offset 0, as C code reads a sysfs
+   * attribute with pread; a failure says in `syscall` which call failed.
+   */
+  readPrefix(path: string, length: number): Promise<Uint8Array>;
+  /**
+   * open(O_WRONLY) of an existing file, without truncating, and one write of `data` at offset 0,
+   * as C code stores a sysfs attribute with pwrite; a failure says in `syscall` which call failed.
+   */
+  writeInPlace(path: string, data: Uint8Array): Promise<void>;
   /** Entry names in directory (readdir) order, without `.` and `..`. */
   readDir(path: string): Promise<string[]>;
   /** The target of a symbolic link, as stored. */
@@ -75,11 +91,17 @@ export interface OsFiles {
 const OS_ERROR = /(?:^|: )([^:]*) \(os error (\d+)\)/;
 
 /** Turns whatever a Deno file operation threw into an {@link OsFileError}. */
-export function toOsFileError(e: unknown, path: string): OsFileError {
+export function toOsFileError(
+  e: unknown,
+  path: string,
+  syscall?: OsFileError["syscall"],
+): OsFileError {
   if (e instanceof OsFileError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   const m = OS_ERROR.exec(msg);
-  return m ? new OsFileError(m[1], Number(m[2]), path) : new OsFileError(msg, 0, path);
+  return m
+    ? new OsFileError(m[1], Number(m[2]), path, syscall)
+    : new OsFileError(msg, 0, path, syscall);
 }
 
 function info(st: Deno.FileInfo): OsFileInfo {
@@ -103,15 +125,29 @@ function info(st: Deno.FileInfo): OsFileInfo {
 export function osFiles(root: string): OsFiles {
   const base = root.replace(/\/+$/, "");
   const at = (path: string) => base + path;
-  async function guard<T>(path: string, op: () => Promise<T>): Promise<T> {
+  async function guard<T>(
+    path: string,
+    op: () => Promise<T>,
+    syscall?: OsFileError["syscall"],
+  ): Promise<T> {
     try {
       return await op();
     } catch (e) {
-      throw toOsFileError(e, path);
+      throw toOsFileError(e, path, syscall);
     }
   }
   return {
     readFile: (path) => guard(path, () => readToEnd(at(path))),
+    readPrefix: async (path, length) => {
+      using file = await guard(path, () => Deno.open(at(path), { read: true }), "open");
+      const buf = new Uint8Array(length);
+      const n = await guard(path, () => file.read(buf), "read");
+      return buf.subarray(0, n ?? 0);
+    },
+    writeInPlace: async (path, data) => {
+      using file = await guard(path, () => Deno.open(at(path), { write: true }), "open");
+      await guard(path, () => file.write(data), "write");
+    },
     readDir: (path) =>
       guard(path, async () => {
         const names: string[] = [];
