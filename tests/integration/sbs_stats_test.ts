@@ -11,12 +11,14 @@
 
 import assert from "node:assert/strict";
 import {
+  agentCommand,
   type Case,
   type Json,
   needQemuGaNewest,
   RawClient,
   realTest,
   registerSideBySide,
+  type Requirement,
   showBytes,
   startAgent,
 } from "./harness.ts";
@@ -308,3 +310,200 @@ realTest("sbs stats: get-cpustats has qemu-ga's CPUs and members", [
     return problems;
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Both agents over the same fake /sys/devices/system, bind-mounted in a private mount
+// namespace: error paths the host's real sysfs never shows. Only requests that write nothing
+// are sent (the state already matches, or the element fails before its write), and each agent
+// starts only once the marker proves the fake tree is in place.
+
+/** A file (string content), a directory (object), or a symbolic link. */
+type Tree = { [name: string]: string | Tree | { link: string } };
+
+const MARKER = "denoga-fake-sys";
+
+async function lay(dir: string, tree: Tree): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  for (const [name, v] of Object.entries(tree)) {
+    const path = `${dir}/${name}`;
+    if (typeof v === "string") await Deno.writeTextFile(path, v);
+    else if ("link" in v && typeof v.link === "string") await Deno.symlink(v.link, path);
+    else await lay(path, v as Tree);
+  }
+}
+
+const FAKE_SYS_SCRIPT = `set -e
+mount --make-rprivate /
+mount --bind "$1" /sys/devices/system
+test -e /sys/devices/system/${MARKER}
+shift
+exec "$@"`;
+
+/** Runs `requests` on one agent started over the fake tree; returns the reply lines. */
+async function transcriptOverFakeSys(
+  impl: "qemu-ga" | "denoga",
+  fake: string,
+  requests: readonly string[],
+): Promise<string[]> {
+  const dir = await Deno.makeTempDir({ prefix: `denoga-fakesys-${impl}-` });
+  const sock = `${dir}/qga.sock`;
+  const argv = agentCommand(impl, ["-m", "unix-listen", "-p", sock, "-t", dir], undefined, true);
+  const child = new Deno.Command("unshare", {
+    args: ["-m", "sh", "-c", FAKE_SYS_SCRIPT, "sh", fake, ...argv],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const errText = child.stderr.pipeThrough(new TextDecoderStream()).getReader().read();
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!(await Deno.stat(sock).then(() => true, () => false))) {
+      if (Date.now() > deadline) throw new Error(`${impl} did not start: ${(await errText).value}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const c = await RawClient.connect(sock);
+    try {
+      const out = [];
+      for (const r of requests) {
+        await c.send(r);
+        out.push(showBytes(await c.recvLine()));
+      }
+      return out;
+    } finally {
+      c.close();
+    }
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // gone already
+    }
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function needUnshare(): Requirement {
+  let present = Deno.uid() === 0;
+  try {
+    Deno.statSync("/usr/bin/unshare");
+  } catch {
+    present = false;
+  }
+  return { what: "root and unshare(1) for a private mount namespace", present };
+}
+
+const fakeCases: { name: string; tree: Tree; requests: string[]; expect?: string[] }[] = [
+  {
+    name: "processors and blocks in every state",
+    tree: {
+      cpu: {
+        cpu0: { topology: {} },
+        cpu1: { online: "1\n" },
+        cpu2: { online: "0\n" },
+        cpu01: {},
+        cpufreq: {},
+        online: "0-1\n",
+      },
+      memory: {
+        block_size_bytes: "8000000\n",
+        memory0: { state: "online\n", removable: "1\n" },
+        memory1: { state: "offline\n", removable: "0\n" },
+        memory2: { state: "online_movable\n" },
+        memory3: {},
+        memory_notes: "a file\n",
+        memory9link: { link: "memory0" },
+      },
+    },
+    requests: [
+      exec("guest-get-vcpus"),
+      exec("guest-get-memory-blocks"),
+      exec("guest-get-memory-block-info"),
+      exec("guest-set-vcpus", '{"vcpus":[{"logical-id":0,"online":false}]}'),
+      exec(
+        "guest-set-vcpus",
+        '{"vcpus":[{"logical-id":1,"online":true},{"logical-id":2,"online":false},' +
+          '{"logical-id":0,"online":true},{"logical-id":0,"online":false}]}',
+      ),
+      exec(
+        "guest-set-memory-blocks",
+        '{"mem-blks":[{"phys-index":0,"online":true},{"phys-index":1,"online":false},' +
+          '{"phys-index":3,"online":true},{"phys-index":3,"online":false},' +
+          '{"phys-index":9,"online":true},{"phys-index":-1,"online":true}]}',
+      ),
+    ],
+  },
+  {
+    name: "attributes that are directories",
+    tree: {
+      cpu: { cpu3: { online: {} } },
+      memory: { block_size_bytes: "", memory5: { state: {} } },
+    },
+    requests: [
+      exec("guest-get-vcpus"),
+      exec("guest-set-vcpus", '{"vcpus":[{"logical-id":3,"online":true}]}'),
+      exec("guest-set-vcpus", '{"vcpus":[{"logical-id":3,"online":false}]}'),
+      exec("guest-get-memory-blocks"),
+      exec("guest-set-memory-blocks", '{"mem-blks":[{"phys-index":5,"online":true}]}'),
+      exec("guest-get-memory-block-info"),
+    ],
+  },
+  {
+    name: "empty attributes, a file for a processor, a dangling online",
+    tree: {
+      cpu: { cpu5: { online: "" } },
+      memory: { memory4: { state: "online\n", removable: "" }, memory6: "x" },
+    },
+    requests: [
+      exec("guest-get-vcpus"),
+      exec("guest-set-vcpus", '{"vcpus":[{"logical-id":5,"online":true}]}'),
+      exec("guest-get-memory-blocks"),
+      exec(
+        "guest-set-memory-blocks",
+        '{"mem-blks":[{"phys-index":4,"online":true},{"phys-index":6,"online":true}]}',
+      ),
+      exec("guest-get-memory-block-info"),
+    ],
+  },
+  {
+    name: "no memory directory; a processor that is a file",
+    tree: { cpu: { cpu4: "x", cpu6: { online: { link: "missing" } } } },
+    requests: [
+      exec("guest-get-vcpus"),
+      exec("guest-set-vcpus", '{"vcpus":[{"logical-id":6,"online":true}]}'),
+      exec("guest-set-vcpus", '{"vcpus":[{"logical-id":6,"online":false}]}'),
+      exec("guest-get-memory-blocks"),
+      exec("guest-set-memory-blocks", '{"mem-blks":[{"phys-index":0,"online":false}]}'),
+      exec("guest-get-memory-block-info"),
+    ],
+  },
+  {
+    name: "a memory directory without blocks",
+    tree: { cpu: { cpu0: {} }, memory: { block_size_bytes: "-10\n" } },
+    requests: [exec("guest-get-memory-blocks"), exec("guest-get-memory-block-info")],
+    expect: [
+      '{"error": {"class": "GenericError", "desc": "guest reported zero memory blocks!"}}',
+      '{"return": {"size": 18446744073709551600}}',
+    ],
+  },
+];
+
+for (const fc of fakeCases) {
+  realTest(
+    `sbs stats over a fake sysfs: ${fc.name}`,
+    [needQemuGaNewest(), needUnshare()],
+    async () => {
+      const fake = await Deno.makeTempDir({ prefix: "denoga-fakesys-tree-" });
+      try {
+        await lay(fake, { ...fc.tree, [MARKER]: "" });
+        const q = await transcriptOverFakeSys("qemu-ga", fake, fc.requests);
+        const d = await transcriptOverFakeSys("denoga", fake, fc.requests);
+        if (Deno.env.get("DENOGA_SBS_VERBOSE") === "1") console.log(q.join("\n"));
+        assert.deepEqual(d, q);
+        if (fc.expect) assert.deepEqual(q, fc.expect);
+      } finally {
+        await Deno.remove(fake, { recursive: true });
+      }
+    },
+  );
+}
