@@ -10,6 +10,7 @@
 import { type Command, CommandTable } from "../dispatch/table.ts";
 import { clockCommands } from "./clock.ts";
 import { diskCommands } from "./disks/mod.ts";
+import { cpuMemoryCommands } from "./cpu_memory.ts";
 import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
 import { hostCommands } from "./host.ts";
@@ -19,6 +20,7 @@ import { networkCommands } from "./network.ts";
 import { shutdownCommands } from "./shutdown.ts";
 import { sshCommands } from "./ssh.ts";
 import { suspendCommands } from "./suspend.ts";
+import { statsCommands } from "./stats.ts";
 import { syncCommands } from "./sync.ts";
 
 /** The 43 commands of newest qemu-ga on Linux, in schema (= registration) order. */
@@ -82,6 +84,8 @@ const FAMILIES: readonly (readonly Command[])[] = [
   clockCommands,
   hostCommands,
   diskCommands,
+  cpuMemoryCommands,
+  statsCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

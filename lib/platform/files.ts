@@ -21,8 +21,9 @@ export class OsFileError extends Error {
     readonly path: string,
     /**
      * Which step of a multi-step operation failed, where callers need to tell them apart:
-     * `open`, `read`, `write` or `fsync` for {@link OsFiles.readFile} and
-     * {@link OsFiles.writeFile}; undefined elsewhere.
+     * `open`, `read`, `write` or `fsync` for {@link OsFiles.readFile},
+     * {@link OsFiles.writeFile}, {@link OsFiles.readPrefix} and {@link OsFiles.writeInPlace};
+     * undefined elsewhere.
      */
     readonly syscall?: string,
   ) {
@@ -62,6 +63,16 @@ export interface WriteOptions {
 export interface OsFiles {
   /** The whole file (reads until EOF: /proc and /sys report sizes that are not true). */
   readFile(path: string): Promise<Uint8Array>;
+  /**
+   * open(O_RDONLY) and one read of at most `length` bytes from offset 0, as C code reads a sysfs
+   * attribute with pread; a failure says in `syscall` which call failed.
+   */
+  readPrefix(path: string, length: number): Promise<Uint8Array>;
+  /**
+   * open(O_WRONLY) of an existing file, without truncating, and one write of `data` at offset 0,
+   * as C code stores a sysfs attribute with pwrite; a failure says in `syscall` which call failed.
+   */
+  writeInPlace(path: string, data: Uint8Array): Promise<void>;
   /** Entry names in directory (readdir) order, without `.` and `..`. */
   readDir(path: string): Promise<string[]>;
   /** The target of a symbolic link, as stored. */
@@ -128,15 +139,29 @@ function info(st: Deno.FileInfo): OsFileInfo {
 export function osFiles(root: string): OsFiles {
   const base = root.replace(/\/+$/, "");
   const at = (path: string) => base + path;
-  async function guard<T>(path: string, op: () => Promise<T>): Promise<T> {
+  async function guard<T>(
+    path: string,
+    op: () => Promise<T>,
+    syscall?: OsFileError["syscall"],
+  ): Promise<T> {
     try {
       return await op();
     } catch (e) {
-      throw toOsFileError(e, path);
+      throw toOsFileError(e, path, syscall);
     }
   }
   return {
     readFile: (path) => guard(path, () => readToEnd(at(path), path)),
+    readPrefix: async (path, length) => {
+      using file = await guard(path, () => Deno.open(at(path), { read: true }), "open");
+      const buf = new Uint8Array(length);
+      const n = await guard(path, () => file.read(buf), "read");
+      return buf.subarray(0, n ?? 0);
+    },
+    writeInPlace: async (path, data) => {
+      using file = await guard(path, () => Deno.open(at(path), { write: true }), "open");
+      await guard(path, () => file.write(data), "write");
+    },
     readDir: (path) =>
       guard(path, async () => {
         const names: string[] = [];

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { isCSpace, scanLine } from "./c_scan.ts";
+import { isCSpace, scanLine } from "./c_scan_text.ts";
 
 /** The counters qemu-ga reports, as unsigned 64-bit values. */
 export interface NetDevStats {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { CScanner, scanLine } from "./c_scan.ts";
+import { CScanner, scanLine } from "./c_scan_text.ts";
 import { formatIpv6 } from "./inet.ts";
 
 /** One IPv4 route. Addresses are dotted quads; numbers are C `int`s, flags an `unsigned`. */
