@@ -112,3 +112,26 @@ Deno.test("commands are registered in schema order; only suspend and shutdown st
     "guest-sync",
   ]);
 });
+
+Deno.test("guest-info lists as enabled the ten commands KubeVirt requires", async () => {
+  // KubeVirt marks an agent UnsupportedAgent unless all of these are enabled.
+  const required = [
+    "guest-ping",
+    "guest-get-time",
+    "guest-info",
+    "guest-shutdown",
+    "guest-network-get-interfaces",
+    "guest-get-fsinfo",
+    "guest-get-host-name",
+    "guest-get-users",
+    "guest-get-timezone",
+    "guest-get-osinfo",
+  ];
+  const text = await reply(new Router(agent(false)), new Map([["execute", "guest-info"]]));
+  for (const name of required) {
+    assertOk(
+      text.includes(`{"enabled": true, "name": "${name}", "success-response": `),
+      `${name} enabled in ${text}`,
+    );
+  }
+});
