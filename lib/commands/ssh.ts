@@ -65,7 +65,11 @@ function osFailure(what: string, e: unknown): QgaError {
   throw e;
 }
 
-/** g_unix_get_passwd_entry; a missing user is getpwnam_r's "not found" with errno 0. */
+/**
+ * g_unix_get_passwd_entry (getpwnam_r); a missing user is "not found" with errno 0. /etc/passwd
+ * answers for local users; anyone else (LDAP, sssd, systemd-homed, dynamic users) is asked of
+ * NSS through `getent passwd`, which consults the same sources getpwnam does.
+ */
 async function passwdEntry(agent: Agent, username: string): Promise<PasswdEntry> {
   let entry: PasswdEntry | undefined;
   try {
@@ -74,8 +78,19 @@ async function passwdEntry(agent: Agent, username: string): Promise<PasswdEntry>
     if (!(e instanceof OsFileError)) throw e;
     // nss_files reports an unreadable passwd file as "not found" too.
   }
+  entry ??= await nssEntry(agent, username);
   if (!entry) throw genericError(`failed to lookup user '${username}': Success`);
   return entry;
+}
+
+/** The user from `getent passwd`, if NSS knows it by that exact name. */
+async function nssEntry(agent: Agent, username: string): Promise<PasswdEntry | undefined> {
+  // getent takes an all-digit key for a uid and stops at a NUL; getpwnam would do neither.
+  if (username === "" || username.includes("\0")) return undefined;
+  const out = await agent.platform.runOutput(["getent", "passwd", "--", username]);
+  if (out === undefined || out.code !== 0) return undefined;
+  const entry = lookupUser(out.stdout, username);
+  return entry?.name === username ? entry : undefined;
 }
 
 /**

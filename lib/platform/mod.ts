@@ -21,7 +21,7 @@ import type { MountEntry } from "../system/mounts.ts";
 import type { Clock } from "./clock.ts";
 import type { DiskSyscalls } from "./disks.ts";
 import type { OsFiles } from "./files.ts";
-import { isExecutable, runCommand, runStatus } from "./process.ts";
+import { isExecutable, runCommand, runOutput, runStatus } from "./process.ts";
 import type { NetworkFacet } from "./network.ts";
 import type { HostInfo } from "./host.ts";
 import { systemClock } from "./clock.ts";
@@ -49,6 +49,10 @@ export interface Platform {
   readonly run: RunCommand;
   /** A helper's exit status, -1 when it cannot be started (qemu-ga's run_process_child). */
   readonly runStatus: (argv: readonly string[]) => Promise<number>;
+  /** Runs a helper for its output (getent); undefined when it cannot be started. */
+  readonly runOutput: (
+    argv: readonly string[],
+  ) => Promise<{ code: number; stdout: Uint8Array } | undefined>;
   /** access(path, X_OK) */
   readonly isExecutable: (path: string) => boolean;
   /** OS files: /proc, /sys, /etc and home directories, read and written off the event loop. */
@@ -90,6 +94,7 @@ export function systemPlatform(): Platform {
     mounts: async () => (await import("../system/mounts.ts")).buildMountList(os),
     run: runCommand,
     runStatus,
+    runOutput,
     isExecutable,
     os,
     network: lazyFacet(() => import("./network.ts").then((m) => m.networkFacet)),
@@ -115,6 +120,7 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     mounts: facets.mounts ?? missing("mounts"),
     run: facets.run ?? missing("run"),
     runStatus: facets.runStatus ?? missing("runStatus"),
+    runOutput: facets.runOutput ?? missing("runOutput"),
     isExecutable: facets.isExecutable ?? missing("isExecutable"),
     os: facets.os ?? refuse("os"),
     network: facets.network ?? refuse("network"),

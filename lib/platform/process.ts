@@ -110,6 +110,26 @@ export async function runStatus(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * Runs `argv` (stdin and stderr on /dev/null) and resolves its exit status and standard output;
+ * undefined when it could not be started.
+ */
+export async function runOutput(
+  argv: readonly string[],
+): Promise<{ code: number; stdout: Uint8Array } | undefined> {
+  try {
+    const out = await new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return { code: out.code, stdout: out.stdout };
+  } catch {
+    return undefined;
+  }
+}
+
 /** access(path, X_OK) for the agent (root): a regular file with any execute bit. */
 export function isExecutable(path: string): boolean {
   try {

@@ -101,9 +101,46 @@ Deno.test("keys are checked before the user is looked up", async () => {
   }
 });
 
+/** `getent passwd` as NSS would answer it: exit 2 and nothing for an unknown key. */
+function getent(lines: Record<string, string>) {
+  const calls: string[][] = [];
+  const runOutput = (argv: readonly string[]) => {
+    calls.push([...argv]);
+    const line = lines[argv[argv.length - 1]];
+    return Promise.resolve(
+      line === undefined
+        ? { code: 2, stdout: new Uint8Array() }
+        : { code: 0, stdout: new TextEncoder().encode(line + "\n") },
+    );
+  };
+  return { calls, runOutput };
+}
+
+Deno.test("a user NSS knows beyond /etc/passwd is found through getent passwd", async () => {
+  await withRoot(async (root) => {
+    await Deno.mkdir(`${root}/ldap/alice/.ssh`, { recursive: true });
+    await Deno.writeTextFile(`${root}/ldap/alice/.ssh/authorized_keys`, "ssh-ed25519 AAAA a\n");
+    const nss = getent({
+      alice: `alice:*:70001:70001::${root}/ldap/alice:/bin/sh`,
+      // An all-digit key is a uid to getent: its answer must not stand for a user named "0".
+      "0": "root:x:0:0:root:/root:/bin/bash",
+    });
+    const agent = agentWith({ os: osFiles("/"), runOutput: nss.runOutput });
+    assertEquals(
+      await guestSshGetAuthorizedKeys.run({ username: "alice" }, agent),
+      { keys: ["ssh-ed25519 AAAA a"] },
+    );
+    assertEquals(nss.calls[0], ["getent", "passwd", "--", "alice"]);
+    await assertRejects(
+      () => Promise.resolve(guestSshGetAuthorizedKeys.run({ username: "0" }, agent)),
+      isQga("failed to lookup user '0': Success"),
+    );
+  });
+});
+
 Deno.test("missing user, unreadable passwd", async () => {
   await withRoot(async (root) => {
-    const agent = agentWith({ os: osFiles(root) });
+    const agent = agentWith({ os: osFiles(root), runOutput: getent({}).runOutput });
     await assertRejects(
       () => Promise.resolve(guestSshGetAuthorizedKeys.run({ username: "nobody" }, agent)),
       isQga("failed to lookup user 'nobody': Success"),
