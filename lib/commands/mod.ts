@@ -8,6 +8,7 @@
  */
 
 import { type Command, CommandTable } from "../dispatch/table.ts";
+import { execCommands } from "./exec.ts";
 import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
 import { infoCommands } from "./info.ts";
@@ -68,6 +69,7 @@ const FAMILIES: readonly (readonly Command[])[] = [
   shutdownCommands,
   fileCommands,
   fsfreezeCommands,
+  execCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

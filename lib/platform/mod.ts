@@ -18,6 +18,7 @@
 import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { MountEntry } from "../system/mounts.ts";
+import type { ExecFacet } from "./exec.ts";
 import type { OsFiles } from "./files.ts";
 import { isExecutable, runCommand } from "./process.ts";
 
@@ -38,6 +39,8 @@ export interface Platform {
   readonly isExecutable: (path: string) => boolean;
   /** OS files: /proc, /sys, /etc and home directories, read and written off the event loop. */
   readonly os: OsFiles;
+  /** guest-exec children: GLib's program search, stdio pipes, capped output. */
+  readonly exec: ExecFacet;
 }
 
 /**
@@ -67,6 +70,7 @@ export function systemPlatform(): Platform {
     run: runCommand,
     isExecutable,
     os: lazyFacet(() => import("./files.ts").then((m) => m.osFiles("/"))),
+    exec: lazyFacet(() => import("./exec.ts").then((m) => m.execFacet)),
   };
 }
 
@@ -87,5 +91,6 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     run: facets.run ?? missing("run"),
     isExecutable: facets.isExecutable ?? missing("isExecutable"),
     os: facets.os ?? refuse("os"),
+    exec: facets.exec ?? refuse("exec"),
   };
 }
