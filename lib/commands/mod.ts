@@ -11,6 +11,7 @@ import { type Command, CommandTable } from "../dispatch/table.ts";
 import { clockCommands } from "./clock.ts";
 import { diskCommands } from "./disks/mod.ts";
 import { cpuMemoryCommands } from "./cpu_memory.ts";
+import { execCommands } from "./exec.ts";
 import { fileCommands } from "./file.ts";
 import { fsfreezeCommands } from "./fsfreeze.ts";
 import { hostCommands } from "./host.ts";
@@ -86,6 +87,7 @@ const FAMILIES: readonly (readonly Command[])[] = [
   diskCommands,
   cpuMemoryCommands,
   statsCommands,
+  execCommands,
 ];
 
 /** Every command denoga registers, in schema order. */

@@ -20,6 +20,7 @@ import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
 import type { MountEntry } from "../system/mounts.ts";
 import type { Clock } from "./clock.ts";
 import type { DiskSyscalls } from "./disks.ts";
+import type { ExecFacet } from "./exec.ts";
 import type { OsFiles } from "./files.ts";
 import { isExecutable, runCommand, runOutput, runStatus } from "./process.ts";
 import type { NetworkFacet } from "./network.ts";
@@ -65,6 +66,8 @@ export interface Platform {
   readonly host: HostInfo;
   /** statvfs and FITRIM of one mount point (guest-get-fsinfo, guest-fstrim). */
   readonly disks: DiskSyscalls;
+  /** guest-exec children: GLib's program search, stdio pipes, capped output. */
+  readonly exec: ExecFacet;
 }
 
 /**
@@ -101,6 +104,7 @@ export function systemPlatform(): Platform {
     clock: systemClock,
     host: systemHost,
     disks: lazyFacet(() => import("./disks.ts").then((m) => m.diskSyscalls)),
+    exec: lazyFacet(() => import("./exec.ts").then((m) => m.execFacet)),
   };
 }
 
@@ -127,5 +131,6 @@ export function fakePlatform(facets: Partial<Platform>): Platform {
     clock: facets.clock ?? refuse("clock"),
     host: facets.host ?? refuse("host"),
     disks: facets.disks ?? refuse("disks"),
+    exec: facets.exec ?? refuse("exec"),
   };
 }

@@ -860,7 +860,11 @@ export type Step =
   | { readonly connect: number }
   | { readonly disconnect: number }
   | {
-    readonly host: (ctx: CaseContext) => Promise<string | readonly string[] | void>;
+    /** Host-side code; `main` is the case's first connection, for steps that poll the agent. */
+    readonly host: (
+      ctx: CaseContext,
+      main?: RawClient,
+    ) => Promise<string | readonly string[] | void>;
   };
 
 /** A side-by-side case: the same steps run against each agent. */
@@ -971,7 +975,7 @@ export async function runCase(
         client(step.disconnect).close();
         clients.delete(step.disconnect);
       } else {
-        const r = await step.host(ctx);
+        const r = await step.host(ctx, clients.get(0));
         if (typeof r === "string") transcript.push(`# ${normalizeLine(r, ctx)}`);
         else if (r) { for (const l of r) transcript.push(`# ${normalizeLine(l, ctx)}`); }
       }

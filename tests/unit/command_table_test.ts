@@ -100,6 +100,7 @@ Deno.test("while frozen only the six allow-listed commands run; the rest are ref
 
 Deno.test("commands are registered in schema order; only suspend and shutdown stay silent", () => {
   assertEquals(new Set(SCHEMA_ORDER).size, 43);
+  assertEquals(COMMANDS.length, 43, "every Linux command of the newest qemu-ga is registered");
   const names = COMMANDS.map((c) => c.name);
   assertEquals(names, SCHEMA_ORDER.filter((n) => names.includes(n)));
   for (const cmd of COMMANDS) {

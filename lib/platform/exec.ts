@@ -1,0 +1,294 @@
+/**
+ * Starting guest-exec children the way qemu-ga does through GLib (§3.3): argv[0] is the path
+ * as the host gave it, the program is found with GLib's search rules (`lib/system/
+ * exec_search.ts`), the environment is replaced when one is given, stdin is /dev/null or a pipe
+ * fed with `input-data`, output goes to /dev/null or to pipes read to a 16 MiB cap per stream.
+ *
+ * Why `node:child_process` rather than `Deno.Command`: Deno.Command always runs the program
+ * with argv[0] set to the resolved absolute path ("/usr/bin/sh"), which a host sees in every
+ * `sh -c` message ("sh: 1: x: not found") and in `$0`; node's `argv0` option keeps the path as
+ * given. Its stdio entries may also be file descriptors, which is how "merged" gives stdout and
+ * stderr one pipe: Deno has no pipe(2) and ffi/ has none, so the pipe comes from a `/bin/sh`
+ * spawned with a piped stdout that waits for its stdin to close — its read end is ours, and reopening it through
+ * `/proc/self/fd/N` for writing yields the write end the child gets as fd 1 and 2. An
+ * exec-through-`/bin/sh -c '... 2>&1'` wrapper was rejected: it changes argv[0], turns spawn
+ * failures into exit status 127 and searches PATH by the shell's rules, not GLib's.
+ *
+ * @module
+ */
+
+import { type ChildProcess, spawn, type StdioOptions } from "node:child_process";
+import { constants } from "node:os";
+import { open } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import {
+  chooseSearchPath,
+  execCandidates,
+  SEARCH_GOES_ON,
+  searchFailure,
+} from "../system/exec_search.ts";
+
+/** Bytes kept per captured stream (GUEST_EXEC_MAX_OUTPUT); the rest is read and dropped. */
+export const EXEC_OUTPUT_CAP = 16 * 1024 * 1024;
+
+/** GuestExecCaptureOutputMode, with the bool branch already mapped. */
+export type CaptureMode = "none" | "stdout" | "stderr" | "separated" | "merged";
+
+/** What guest-exec asks for. */
+export interface ExecRequest {
+  /** argv[0], searched for when it has no slash. */
+  readonly path: string;
+  readonly args: readonly string[];
+  /** `NAME=value` entries replacing the whole environment, when given. */
+  readonly env?: readonly string[];
+  /** Bytes for stdin (a pipe, closed after them); absent: stdin is /dev/null. */
+  readonly input?: Uint8Array;
+  readonly capture: CaptureMode;
+}
+
+/** One captured stream at the end: at most {@link EXEC_OUTPUT_CAP} bytes. */
+export interface Captured {
+  readonly data: Uint8Array;
+  readonly truncated: boolean;
+}
+
+/** How a child ended, once it is reaped and its capture pipes are closed. */
+export interface ExecOutcome {
+  /** Exit status of a normal exit. */
+  readonly exitcode?: number;
+  /** Number of the signal that killed it. */
+  readonly signal?: number;
+  readonly out: Captured;
+  readonly err: Captured;
+}
+
+/** A started child. */
+export interface ExecChild {
+  readonly pid: number;
+  /** Resolves when the child is reaped and every capture pipe has reached end of file. */
+  readonly finished: Promise<ExecOutcome>;
+}
+
+/** Spawn failure: the errno name and its strerror text, as GLib reports them. */
+export class ExecSpawnError extends Error {
+  constructor(readonly code: string, readonly text: string) {
+    super(text);
+    this.name = "ExecSpawnError";
+  }
+}
+
+/** The guest-exec facet. */
+export interface ExecFacet {
+  /** Starts a child; rejects with {@link ExecSpawnError} when no candidate could be executed. */
+  spawn(req: ExecRequest): Promise<ExecChild>;
+}
+
+/** glibc's strerror texts for the errors execve and spawning can report. */
+const STRERROR: Readonly<Record<string, string>> = {
+  EPERM: "Operation not permitted",
+  ENOENT: "No such file or directory",
+  EIO: "Input/output error",
+  E2BIG: "Argument list too long",
+  ENOEXEC: "Exec format error",
+  EAGAIN: "Resource temporarily unavailable",
+  ENOMEM: "Cannot allocate memory",
+  EACCES: "Permission denied",
+  EFAULT: "Bad address",
+  ENODEV: "No such device",
+  ENOTDIR: "Not a directory",
+  EISDIR: "Is a directory",
+  EINVAL: "Invalid argument",
+  ENFILE: "Too many open files in system",
+  EMFILE: "Too many open files",
+  ETXTBSY: "Text file busy",
+  ENAMETOOLONG: "File name too long",
+  ELOOP: "Too many levels of symbolic links",
+  ESTALE: "Stale file handle",
+  ETIMEDOUT: "Connection timed out",
+  ELIBBAD: "Accessing a corrupted shared library",
+};
+
+const ERRNO_NAME: ReadonlyMap<number, string> = new Map(
+  Object.entries(constants.errno).map(([name, n]) => [n, name]),
+);
+
+/** The errno name and strerror text of a spawn error from node:child_process or Deno. */
+function spawnErrorOf(e: unknown): ExecSpawnError {
+  const err = e as { code?: unknown; message?: unknown };
+  const message = typeof err.message === "string" ? err.message : String(e);
+  // Deno's own errors: "Failed to spawn '/x': Not a directory (os error 20)".
+  const os = /(?:^|: )([^:]*) \(os error (\d+)\)/.exec(message);
+  if (os) return new ExecSpawnError(ERRNO_NAME.get(Number(os[2])) ?? "EIO", os[1]);
+  const code = typeof err.code === "string" ? err.code : "EIO";
+  return new ExecSpawnError(code, STRERROR[code] ?? message);
+}
+
+/** Spawns one candidate; resolves with the child once it runs, rejects with the spawn error. */
+function spawnOne(
+  file: string,
+  argv0: string,
+  args: readonly string[],
+  env: Record<string, string> | undefined,
+  stdio: StdioOptions,
+): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(file, [...args], { argv0, env, stdio });
+    } catch (e) {
+      reject(spawnErrorOf(e));
+      return;
+    }
+    const onError = (e: unknown) => reject(spawnErrorOf(e));
+    child.once("error", onError);
+    child.once("spawn", () => {
+      child.off("error", onError);
+      resolve(child);
+    });
+  });
+}
+
+/** Runs GLib's candidate loop: the first candidate that executes wins. */
+async function spawnSearching(
+  req: ExecRequest,
+  stdio: StdioOptions,
+): Promise<ChildProcess> {
+  const env = req.env ? environObject(req.env) : undefined;
+  const searchPath = chooseSearchPath(req.env, Deno.env.get("PATH"));
+  const seen: string[] = [];
+  for (const file of execCandidates(req.path, searchPath)) {
+    // A candidate that does not exist fails execve the same way: skip the fork.
+    const missing = await Deno.stat(file).then(() => undefined, (e) => spawnErrorOf(e).code);
+    if (missing === "ENOENT" || missing === "ENOTDIR") {
+      seen.push(missing);
+      continue;
+    }
+    try {
+      return await spawnOne(file, req.path, req.args, env, stdio);
+    } catch (e) {
+      const code = (e as ExecSpawnError).code;
+      if (!SEARCH_GOES_ON.has(code)) throw e;
+      seen.push(code);
+    }
+  }
+  const code = searchFailure(seen);
+  throw new ExecSpawnError(code, STRERROR[code]);
+}
+
+/**
+ * The supplied environment as node wants it. Entries without `=` cannot be passed and are
+ * dropped; for a repeated name the first entry wins, as getenv(3) in the child would see it.
+ */
+function environObject(env: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of env) {
+    const eq = e.indexOf("=");
+    if (eq < 0) continue;
+    const name = e.slice(0, eq);
+    if (!Object.hasOwn(out, name)) out[name] = e.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Reads a stream to its end, keeping the first {@link EXEC_OUTPUT_CAP} bytes. */
+function capture(stream: Readable | null): Promise<Captured> {
+  if (!stream) return Promise.resolve({ data: new Uint8Array(0), truncated: false });
+  return new Promise((resolve) => {
+    const chunks: Uint8Array[] = [];
+    let kept = 0;
+    let truncated = false;
+    stream.on("data", (chunk: Uint8Array) => {
+      const room = EXEC_OUTPUT_CAP - kept;
+      if (chunk.length > room) truncated = true;
+      if (room > 0) {
+        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        chunks.push(part);
+        kept += part.length;
+      }
+    });
+    const done = () => {
+      const data = new Uint8Array(kept);
+      let off = 0;
+      for (const c of chunks) {
+        data.set(c, off);
+        off += c.length;
+      }
+      chunks.length = 0;
+      resolve({ data, truncated });
+    };
+    // A read error ends the stream for qemu-ga too (G_IO_STATUS_ERROR closes the channel).
+    stream.once("close", done);
+    stream.once("error", () => {});
+  });
+}
+
+/** A pipe whose read end is a node stream and whose write end is a file descriptor. */
+async function makePipe(): Promise<
+  { read: Readable; captured: Promise<Captured>; writeFd: number; close: () => Promise<void> }
+> {
+  // The maker waits for its stdin to close, so its write end outlives our reopening.
+  const maker = await spawnOne("/bin/sh", "/bin/sh", ["-c", "read _"], undefined, [
+    "pipe",
+    "pipe",
+    "ignore",
+  ]);
+  const read = maker.stdout!;
+  // Observe the stream from the start, before any other await.
+  const captured = capture(read);
+  const fd = (read as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== "number" || fd < 0) throw new ExecSpawnError("EIO", STRERROR.EIO);
+  const w = await open(`/proc/self/fd/${fd}`, "w");
+  maker.stdin!.end();
+  return { read, captured, writeFd: w.fd, close: () => w.close() };
+}
+
+/** The real facet. */
+export const execFacet: ExecFacet = {
+  async spawn(req) {
+    const input = req.input ? "pipe" : "ignore";
+    let child: ChildProcess;
+    let out: Promise<Captured>;
+    let err: Promise<Captured>;
+    if (req.capture === "merged") {
+      const pipe = await makePipe();
+      try {
+        child = await spawnSearching(req, [input, pipe.writeFd, pipe.writeFd]);
+      } catch (e) {
+        pipe.read.destroy();
+        throw e;
+      } finally {
+        // The child holds its copies; ours would keep the pipe from ever reaching end of file.
+        await pipe.close();
+      }
+      out = pipe.captured;
+      err = capture(null);
+    } else {
+      const wantOut = req.capture === "stdout" || req.capture === "separated";
+      const wantErr = req.capture === "stderr" || req.capture === "separated";
+      child = await spawnSearching(req, [
+        input,
+        wantOut ? "pipe" : "ignore",
+        wantErr ? "pipe" : "ignore",
+      ]);
+      out = capture(wantOut ? child.stdout : null);
+      err = capture(wantErr ? child.stderr : null);
+    }
+    const reaped = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once("exit", (code: number | null, signal: string | null) => resolve({ code, signal }))
+    );
+    if (req.input && child.stdin) {
+      // The child may exit without reading: EPIPE is expected and ignored, as qemu-ga does.
+      child.stdin.on("error", () => {});
+      child.stdin.end(req.input);
+    }
+    const finished = Promise.all([reaped, out, err]).then(([st, o, e]): ExecOutcome => ({
+      exitcode: st.signal === null ? st.code ?? undefined : undefined,
+      signal: st.signal === null
+        ? undefined
+        : constants.signals[st.signal as keyof typeof constants.signals],
+      out: o,
+      err: e,
+    }));
+    return { pid: child.pid!, finished };
+  },
+};
