@@ -2,8 +2,12 @@
  * libvirt as the real client: a private libvirtd (tests/fixtures/libvirt/daemon.ts) boots one
  * TCG domain (tests/fixtures/libvirt/domain.ts) twice — once with the newest upstream qemu-ga in
  * the guest, once with denoga — and every virsh command that talks to the guest agent runs
- * against each. virsh's output must be the same for both agents, after normalizing only the clock
- * readings (`domtime`, checked against the host's clock or the time just set).
+ * against each, followed by the state-changing agent commands libvirt has no command for (or whose
+ * reply it reduces), sent raw with `virsh qemu-agent-command` (tests/fixtures/libvirt/cases.ts:
+ * vCPUs, memory blocks, guest-exec, guest-fstrim, fsinfo/disks, guest-set-time, suspend). virsh's
+ * output must be the same for both agents, after normalizing only the clock readings (`domtime`,
+ * checked against the host's clock or the time just set), guest-exec's pid, and the two outcomes
+ * that depend on the guest's kernel or on libvirt's timing rather than on the agent (see there).
  *
  * qemu-ga's side always runs every command (it proves the harness and the guest image). On
  * denoga's side a command runs only once denoga registers every agent command libvirt sends for
@@ -28,6 +32,17 @@ import {
 } from "../fixtures/libvirt/daemon.ts";
 import { domainXml, makeDisk } from "../fixtures/libvirt/domain.ts";
 import {
+  type Agent,
+  agentCommand,
+  agentReturn,
+  type CaseContext,
+  DOMAIN,
+  STATE_CASES,
+  succeeded,
+  text,
+  type VirshCase,
+} from "../fixtures/libvirt/cases.ts";
+import {
   buildGuestImage,
   defaultCacheDir,
   DISK_MOUNT,
@@ -39,7 +54,6 @@ import {
 } from "../../scripts/guest/build.ts";
 import { COMMANDS, SCHEMA_ORDER } from "../../lib/commands/mod.ts";
 
-const DOMAIN = "denoga-e2e";
 /** Failure guards only: TCG boots to agent-ready take 5–15 s. */
 const BOOT_TIMEOUT_MS = 120_000;
 const SHUTDOWN_TIMEOUT_MS = 30_000;
@@ -56,8 +70,6 @@ const CRYPTED =
 /** `DENOGA_E2E_VERBOSE=1` prints every compared output. */
 const VERBOSE = Deno.env.get("DENOGA_E2E_VERBOSE") === "1";
 
-type Agent = "qemu-ga" | "denoga";
-
 /**
  * The agent commands `needs` lists that denoga does not register yet. The gate that lets this test
  * land before every command exists: once all have landed, delete this function and its two
@@ -66,36 +78,6 @@ type Agent = "qemu-ga" | "denoga";
 function pendingOnDenoga(needs: readonly string[]): string[] {
   const registered = new Set(COMMANDS.map((c) => c.name));
   return needs.filter((n) => !registered.has(n));
-}
-
-/** What a case may use while it runs. */
-interface CaseContext {
-  agent: Agent;
-  virsh(args: string[]): Promise<VirshResult>;
-}
-
-/** One virsh command (or a short sequence) run against each agent. */
-interface VirshCase {
-  /** The virsh command line as reported (without the connection and the domain). */
-  name: string;
-  /** Agent commands libvirt sends for it (src/qemu/qemu_agent.c), guest-sync aside. */
-  sends: readonly string[];
-  /** Runs it; the default runs `virsh <args>`. */
-  run?: (ctx: CaseContext) => Promise<VirshResult>;
-  args?: string[];
-  /**
-   * Asserts what must hold for either agent and returns the text compared between the agents
-   * (default: the output as it is). Throws on a wrong answer.
-   */
-  check?: (out: VirshResult, ctx: { before: number; after: number }) => string;
-}
-
-function text(r: VirshResult): string {
-  return `exit ${r.code}\n${r.stdout}${r.stderr === "" ? "" : `stderr:\n${r.stderr}`}`;
-}
-
-function succeeded(r: VirshResult): void {
-  assertOk(r.code === 0, `virsh failed:\n${text(r)}`);
 }
 
 /** `Time: N` within {@link CLOCK_SLACK_S} of [lo, hi], normalized to the expectation's name. */
@@ -109,16 +91,6 @@ function clockReading(r: VirshResult, lo: number, hi: number, name: string): str
     `guest time ${t} is not within ${CLOCK_SLACK_S} s of ${name} [${lo}, ${hi}]`,
   );
   return text({ ...r, stdout: r.stdout.replace(m[0], `Time: <${name}>`) });
-}
-
-function agentCommand(execute: string, args?: Record<string, unknown>): string {
-  return JSON.stringify(args === undefined ? { execute } : { execute, arguments: args });
-}
-
-/** The `return` member of a `virsh qemu-agent-command` reply. */
-function agentReturn(r: VirshResult): unknown {
-  succeeded(r);
-  return (JSON.parse(r.stdout) as { return: unknown }).return;
 }
 
 /** Reads a guest file through guest-file-open/read/close, as `virsh qemu-agent-command` calls. */
@@ -240,7 +212,6 @@ const CASES: readonly VirshCase[] = [
       return text(r);
     },
   },
-  { name: "guestvcpus", sends: ["guest-get-vcpus"], args: ["guestvcpus", DOMAIN] },
   {
     name: "domtime",
     sends: ["guest-get-time"],
@@ -331,6 +302,7 @@ const CASES: readonly VirshCase[] = [
       return h;
     },
   ),
+  ...STATE_CASES,
   {
     name: "shutdown --mode agent",
     sends: ["guest-shutdown"],
