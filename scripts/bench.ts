@@ -38,6 +38,7 @@
 
 import { AGENT_RUN_FLAGS } from "./agent_flags.ts";
 import { bundleAgent } from "./bundle.ts";
+import { type PollSummary, runPollBench } from "./bench_poll.ts";
 
 /** Which agent implementation. */
 export type Impl = "denoga" | "qemu-ga";
@@ -71,10 +72,12 @@ export interface BenchOptions {
   idleSettleMs: number;
   /** Benchmark `deno run main.ts` instead of the bundle. */
   source: boolean;
+  /** Run the poll benchmark (scripts/bench_poll.ts; needs root). */
+  poll: boolean;
 }
 
-const USAGE =
-  "usage: bench.ts [--quick] [--only=denoga|qemu-ga] [--size=MiB] [--rounds=N] [--source]";
+const USAGE = "usage: bench.ts [--quick] [--only=denoga|qemu-ga] [--size=MiB] [--rounds=N] " +
+  "[--source] [--no-poll]";
 
 /** Parses the command line; throws on unknown options. */
 export function parseOptions(args: readonly string[]): BenchOptions {
@@ -83,8 +86,10 @@ export function parseOptions(args: readonly string[]): BenchOptions {
   let sizeMiB: number | null = null;
   let rounds: number | null = null;
   let source = false;
+  let poll = true;
   for (const a of args) {
     if (a === "--quick") quick = true;
+    else if (a === "--no-poll") poll = false;
     else if (a === "--source") source = true;
     else if (a.startsWith("--only=")) {
       const v = a.slice("--only=".length);
@@ -115,6 +120,7 @@ export function parseOptions(args: readonly string[]): BenchOptions {
     rounds: rounds ?? (quick ? 1 : 3),
     idleSettleMs: quick ? 200 : 1000,
     source,
+    poll,
   };
 }
 
@@ -144,7 +150,7 @@ const SMALL_STRING = 4096;
  * quote, both with native `indexOf` over the new bytes only. So a 5.6 MB base64 string costs one
  * pass of `indexOf`, and its span is remembered for {@link scanReply}.
  */
-class Client {
+export class Client {
   readonly #conn: Deno.UnixConn;
   #buf = new Uint8Array(8 * MiB);
   /** Start of the unconsumed data (the current line). */
@@ -398,7 +404,8 @@ function closingQuote(view: Uint8Array, from: number): number {
   return -1;
 }
 
-function request(execute: string, args?: Record<string, unknown>): Uint8Array {
+/** One request line. */
+export function request(execute: string, args?: Record<string, unknown>): Uint8Array {
   return enc.encode(
     JSON.stringify(args === undefined ? { execute } : { execute, arguments: args }) + "\n",
   );
@@ -411,8 +418,20 @@ function expectReturn(reply: Map<string, string>, what: string): void {
 // ---------------------------------------------------------------------------------------------
 // Agents
 
+/** How {@link AgentProc.start} runs an agent beyond the defaults. */
+export interface StartOptions {
+  /** denoga: the module `deno run` starts (the bundle) instead of `main.ts`. */
+  entry?: string;
+  /** qemu-ga: this binary instead of `QEMU_GA`. */
+  qemuGa?: string;
+  /** An argv prefix, e.g. `ip netns exec NS`, so the agent sees the benchmark's network. */
+  wrap?: readonly string[];
+  /** Run this argv instead of an agent (a floor responder); the socket path is appended. */
+  argv?: readonly string[];
+}
+
 /** A running agent and its temp dir. */
-class AgentProc {
+export class AgentProc {
   readonly impl: Impl;
   readonly dir: string;
   readonly socket: string;
@@ -445,7 +464,13 @@ class AgentProc {
   }
 
   /** Starts `impl` in a fresh temp dir and waits until its socket accepts connections. */
-  static async start(impl: Impl, dirs: string[], entry?: string): Promise<AgentProc> {
+  static async start(
+    impl: Impl,
+    dirs: string[],
+    entry?: string,
+    opts: StartOptions = {},
+  ): Promise<AgentProc> {
+    entry ??= opts.entry;
     const dir = await Deno.makeTempDir({ prefix: `denoga-bench-${impl}-` });
     dirs.push(dir);
     const socket = `${dir}/qga.sock`;
@@ -453,13 +478,14 @@ class AgentProc {
     await Deno.mkdir(statedir);
     const agentArgs = ["-m", "unix-listen", "-p", socket, "-t", statedir];
     const bin = Deno.env.get("DENOGA_BIN");
-    const argv = impl === "qemu-ga" ? [QEMU_GA, ...agentArgs] : bin ? [bin, ...agentArgs] : [
-      Deno.execPath(),
-      "run",
-      ...AGENT_RUN_FLAGS,
-      entry ?? `${ROOT}/main.ts`,
-      ...agentArgs,
-    ];
+    const agentArgv = opts.argv
+      ? [...opts.argv, socket]
+      : impl === "qemu-ga"
+      ? [opts.qemuGa ?? QEMU_GA, ...agentArgs]
+      : bin
+      ? [bin, ...agentArgs]
+      : [Deno.execPath(), "run", ...AGENT_RUN_FLAGS, entry ?? `${ROOT}/main.ts`, ...agentArgs];
+    const argv = [...(opts.wrap ?? []), ...agentArgv];
     const proc = new Deno.Command(argv[0], {
       args: argv.slice(1),
       cwd: dir,
@@ -850,6 +876,8 @@ export interface BenchSummary {
   qemuGa: AgentFigures | null;
   ratios: Ratios;
   targets: Targets;
+  /** The poll benchmark (scripts/bench_poll.ts), null when not run (`--no-poll`, not root). */
+  poll: PollSummary | null;
 }
 
 /** Top-level keys of {@link BenchSummary}. */
@@ -868,6 +896,7 @@ export const SUMMARY_KEYS: readonly (keyof BenchSummary)[] = [
   "qemuGa",
   "ratios",
   "targets",
+  "poll",
 ];
 
 function ratio(d: number | undefined, q: number | undefined): number | null {
@@ -988,12 +1017,50 @@ export function renderTable(s: BenchSummary): string {
       "",
     ]);
   }
+  if (s.poll !== null) rows.push(...pollRows(s.poll));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
     r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   const out = [line(rows[0]), widths.map((w) => "-".repeat(w)).join("  ")];
   for (const r of rows.slice(1)) out.push(line(r));
   return out.join("\n");
+}
+
+/**
+ * Table rows of the poll benchmark; the floor (a bare Deno responder) has a row of its own and
+ * stands in the target column of rows without a target.
+ */
+function pollRows(p: PollSummary): string[][] {
+  const row = (what: string, by: Record<string, number>, digits: number, target = "") => {
+    const r = ratio(by.denoga, by["qemu-ga"]);
+    const floor = by.floor !== undefined ? `floor ${fmt(by.floor, digits)}` : "";
+    const ok = target === "" || r === null ? "" : verdict(r <= 1.0);
+    return [
+      what,
+      fmt(by["qemu-ga"], digits),
+      fmt(by.denoga, digits),
+      fmt(r, 2),
+      target || floor,
+      ok,
+    ];
+  };
+  const rows = p.points.map((pt) =>
+    row(
+      `poll cycle CPU ms (${pt.interfaces} ifs, ${pt.mounts} mounts)`,
+      pt.cpuMs,
+      2,
+      pt === p.points[0] ? "≤ 1.0×" : "",
+    )
+  );
+  const floor = p.points[0].cpuMs.floor;
+  if (floor !== undefined) {
+    rows.push(["poll cycle CPU ms, bare Deno responder", "", fmt(floor, 2), "", "(floor)", ""]);
+  }
+  rows.push(row("poll cycle wall ms (base)", p.points[0].wallMs, 2));
+  rows.push(row("CPU µs per added interface", p.perInterfaceUs, 1));
+  rows.push(row("CPU µs per added mount", p.perMountUs, 1));
+  rows.push(row("guest-exec /bin/true round trip ms", p.execRoundTripMs, 2, "≤ 1.0×"));
+  return rows;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1192,6 +1259,13 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
   };
   const d = complete("denoga");
   const q = complete("qemu-ga");
+  let poll: PollSummary | null = null;
+  if (o.poll && Deno.uid() !== 0) {
+    notes.push("poll benchmark skipped: it needs root (namespaces, loop devices)");
+  } else if (o.poll) {
+    console.log("poll: KubeVirt cycle, 2→200 interfaces, 5→200 mounts, guest-exec /bin/true");
+    poll = await runPollBench({ quick: o.quick, entry, impls, log: (l) => console.log(l) });
+  }
   return {
     quick: o.quick,
     sizeMiB: o.sizeMiB,
@@ -1206,6 +1280,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
     denoga: d,
     qemuGa: q,
     ...summarize(d, q),
+    poll,
   };
 }
 
