@@ -59,7 +59,7 @@ for (const ex of EXECUTORS) {
       }),
   );
 
-  realTestIf(
+  trimTest(
     missingRoot(),
     `tmpfs: FITRIM is not supported (stage trim) [${ex}]`,
     () =>
