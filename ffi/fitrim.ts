@@ -23,8 +23,10 @@ export type { FitrimResult } from "./ops/fitrim.ts";
  *
  * @example
  * ```ts
- * const r = await fitrim("/", 0n);
- * console.log(r.ok ? `${r.trimmed} bytes trimmed` : `${r.stage}: ${r.strerror}`);
+ * async function trimmedBytes(mountpoint: string): Promise<bigint> {
+ *   const r = await fitrim(mountpoint, 0n);
+ *   return r.ok ? r.trimmed : 0n;
+ * }
  * ```
  */
 export function fitrim(mountpoint: OsPath, minlen: bigint): Promise<FitrimResult> {

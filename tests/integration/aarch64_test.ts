@@ -2,12 +2,14 @@
  * The aarch64 half of the FFI layer, for real: the unit tests of the raw-syscall trampoline, the
  * file system calls, libc, and the virtio/isa/listen channels run under the aarch64 Deno of the
  * same version in qemu-user (tests/fixtures/arm64.ts), so the aarch64 machine code, system call
- * numbers and `struct epoll_event` layout are exercised, not just written down.
+ * numbers and struct layouts (`ffi/arch/aarch64.ts`: epoll_event, statfs, fstrim_range, timeval)
+ * are exercised, not just written down.
  *
  * Skipped there, because emulation cannot do them (DENOGA_UNDER_QEMU_USER=1,
  * tests/fixtures/emulation.ts): tests that start `Deno.execPath()` in a child process (an aarch64
- * binary; no binfmt handler here) and the PR_SET_MDWE tests (the prctl would apply to qemu-user
- * itself, which then cannot generate code).
+ * binary; no binfmt handler here), the PR_SET_MDWE tests (the prctl would apply to qemu-user
+ * itself, which then cannot generate code), and the real FITRIM tests (qemu-user does not translate
+ * that ioctl: ENOSYS).
  */
 
 import { assertEquals, assertOk } from "../assert.ts";
@@ -24,13 +26,16 @@ const FILES = [
   "tests/unit/ffi_rawsyscall_test.ts",
   "tests/unit/ffi_file_test.ts",
   "tests/unit/ffi_libc_test.ts",
+  "tests/unit/ffi_statfs_test.ts",
+  "tests/unit/ffi_fitrim_test.ts",
+  "tests/unit/ffi_clock_test.ts",
   "tests/unit/channels_virtio_test.ts",
   "tests/unit/channels_isa_test.ts",
   "tests/unit/channels_mod_test.ts",
 ];
 
 /** How many of them skip themselves under qemu-user (module comment). */
-const SKIPPED_UNDER_EMULATION = 4;
+const SKIPPED_UNDER_EMULATION = 8;
 
 realTestIf(
   missingArm64Prerequisite(),

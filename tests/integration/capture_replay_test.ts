@@ -64,10 +64,12 @@ async function loadExchanges(workdir: string): Promise<Exchange[]> {
   return out;
 }
 
-const SEED = new Set(COMMANDS.map((c) => c.name));
+/** Commands both list: denoga's, less those newer than 7.2 (guest-get-devices is Windows-only). */
+const NEWER_THAN_72 = new Set(["guest-get-load", "guest-network-get-route"]);
+const SEED = new Set(COMMANDS.map((c) => c.name).filter((n) => !NEWER_THAN_72.has(n)));
 const dec = new TextDecoder("latin1");
 
-/** guest-info with the version masked and only the commands denoga registers. */
+/** guest-info with the version masked and only the commands both agents register. */
 function normaliseInfo(line: string): string {
   const m = /^\{"return": \{"version": "[^"]*", "supported_commands": \[(.*)\]\}\}$/.exec(line);
   if (!m) return line;

@@ -36,26 +36,8 @@ import {
   withLoopFs,
   withTmpfs,
 } from "../fixtures/loopfs.ts";
+import { procState, threadsInD } from "../fixtures/proc.ts";
 import { track, until } from "../fixtures/wait.ts";
-
-/** Scheduler state letter of /proc/<path>/stat ("R", "S", "D", …), undefined if gone. */
-function procState(statPath: string): string | undefined {
-  try {
-    const s = Deno.readTextFileSync(statPath);
-    return s.slice(s.lastIndexOf(")") + 2, s.lastIndexOf(")") + 3);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Number of this process's threads in uninterruptible sleep. */
-function threadsInD(): number {
-  let n = 0;
-  for (const t of Deno.readDirSync("/proc/self/task")) {
-    if (procState(`/proc/self/task/${t.name}/stat`) === "D") n++;
-  }
-  return n;
-}
 
 /** Best-effort thaw used in `finally`: our FITHAW, then util-linux as a second net. */
 async function safetyThaw(mnt: string): Promise<void> {
