@@ -17,9 +17,7 @@
  * @module
  */
 
-import { type ChildProcess, spawn, type StdioOptions } from "node:child_process";
-import { constants } from "node:os";
-import { open } from "node:fs/promises";
+import type { ChildProcess, StdioOptions } from "node:child_process";
 import type { Readable } from "node:stream";
 import {
   chooseSearchPath,
@@ -108,9 +106,34 @@ const STRERROR: Readonly<Record<string, string>> = {
   ELIBBAD: "Accessing a corrupted shared library",
 };
 
-const ERRNO_NAME: ReadonlyMap<number, string> = new Map(
-  Object.entries(constants.errno).map(([name, n]) => [n, name]),
-);
+/**
+ * Deno's Node compatibility modules, loaded on the first guest-exec: a static import would be
+ * hoisted to the top of the bundle and loaded at start-up (more idle memory, and Node's process
+ * set-up needs /proc).
+ */
+interface NodeApi {
+  spawn: typeof import("node:child_process").spawn;
+  open: typeof import("node:fs/promises").open;
+  signals: Readonly<Record<string, number>>;
+  errnoName: ReadonlyMap<number, string>;
+}
+
+let nodeApi: NodeApi | undefined;
+
+async function loadNodeApi(): Promise<NodeApi> {
+  if (nodeApi) return nodeApi;
+  const [cp, os, fs] = await Promise.all([
+    import("node:child_process"),
+    import("node:os"),
+    import("node:fs/promises"),
+  ]);
+  return nodeApi = {
+    spawn: cp.spawn,
+    open: fs.open,
+    signals: os.constants.signals,
+    errnoName: new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name])),
+  };
+}
 
 /** The errno name and strerror text of a spawn error from node:child_process or Deno. */
 function spawnErrorOf(e: unknown): ExecSpawnError {
@@ -118,7 +141,7 @@ function spawnErrorOf(e: unknown): ExecSpawnError {
   const message = typeof err.message === "string" ? err.message : String(e);
   // Deno's own errors: "Failed to spawn '/x': Not a directory (os error 20)".
   const os = /(?:^|: )([^:]*) \(os error (\d+)\)/.exec(message);
-  if (os) return new ExecSpawnError(ERRNO_NAME.get(Number(os[2])) ?? "EIO", os[1]);
+  if (os) return new ExecSpawnError(nodeApi?.errnoName.get(Number(os[2])) ?? "EIO", os[1]);
   const code = typeof err.code === "string" ? err.code : "EIO";
   return new ExecSpawnError(code, STRERROR[code] ?? message);
 }
@@ -134,7 +157,7 @@ function spawnOne(
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(file, [...args], { argv0, env, stdio });
+      child = nodeApi!.spawn(file, [...args], { argv0, env, stdio });
     } catch (e) {
       reject(spawnErrorOf(e));
       return;
@@ -237,7 +260,7 @@ async function makePipe(): Promise<
   const captured = capture(read);
   const fd = (read as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== "number" || fd < 0) throw new ExecSpawnError("EIO", STRERROR.EIO);
-  const w = await open(`/proc/self/fd/${fd}`, "w");
+  const w = await nodeApi!.open(`/proc/self/fd/${fd}`, "w");
   maker.stdin!.end();
   return { read, captured, writeFd: w.fd, close: () => w.close() };
 }
@@ -245,6 +268,7 @@ async function makePipe(): Promise<
 /** The real facet. */
 export const execFacet: ExecFacet = {
   async spawn(req) {
+    const { signals } = await loadNodeApi();
     const input = req.input ? "pipe" : "ignore";
     let child: ChildProcess;
     let out: Promise<Captured>;
@@ -283,9 +307,7 @@ export const execFacet: ExecFacet = {
     }
     const finished = Promise.all([reaped, out, err]).then(([st, o, e]): ExecOutcome => ({
       exitcode: st.signal === null ? st.code ?? undefined : undefined,
-      signal: st.signal === null
-        ? undefined
-        : constants.signals[st.signal as keyof typeof constants.signals],
+      signal: st.signal === null ? undefined : signals[st.signal],
       out: o,
       err: e,
     }));

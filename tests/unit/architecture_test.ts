@@ -7,7 +7,8 @@
  *   `scripts/`). Tests are exempt: the FFI tests exercise the trampoline itself;
  * - `lib/protocol/` imports nothing from `lib/` outside itself (the protocol knows no command,
  *   dispatch or channel);
- * - `scripts/` never imports from `tests/`.
+ * - `scripts/` never imports from `tests/`;
+ * - the agent imports Node compatibility modules only dynamically.
  */
 
 import assert from "node:assert/strict";
@@ -96,4 +97,12 @@ Deno.test("scripts/ never imports from tests/ (beyond the known cases listed her
       .map((t) => `${f} imports ${t}`)
   );
   assert.deepEqual([...new Set(found)].sort(), SCRIPTS_IMPORTING_TESTS_KNOWN);
+});
+
+Deno.test("the agent loads Node compatibility modules only on use (no static node: import)", () => {
+  // A static import is hoisted to the top of the bundle: it would load at start-up.
+  const offenders = ["main.ts", ...tsFiles("lib"), ...tsFiles("ffi")].filter((path) =>
+    /^import (?!type )[^;]*from "node:/m.test(source(path))
+  );
+  assert.deepEqual(offenders, []);
 });
