@@ -9,10 +9,7 @@
  * checked against the host's clock or the time just set), guest-exec's pid, and the two outcomes
  * that depend on the guest's kernel or on libvirt's timing rather than on the agent (see there).
  *
- * qemu-ga's side always runs every command (it proves the harness and the guest image). On
- * denoga's side a command runs only once denoga registers every agent command libvirt sends for
- * it ({@link pendingOnDenoga}); otherwise the test prints `pending: <virsh command> needs <agent
- * commands>` and goes on.
+ * Both agents run every command, and denoga's outputs must be exactly as many as qemu-ga's.
  *
  * Skipped, with the reason in its name, when libvirtd, QEMU, the guest image's inputs or the
  * newest qemu-ga are unavailable; with `DENOGA_REQUIRE_REAL=1` it fails instead.
@@ -52,7 +49,7 @@ import {
   type GuestImage,
   TEST_USER,
 } from "../../scripts/guest/build.ts";
-import { COMMANDS, SCHEMA_ORDER } from "../../lib/commands/mod.ts";
+import { SCHEMA_ORDER } from "../../lib/commands/mod.ts";
 
 /** Failure guards only: TCG boots to agent-ready take 5–15 s. */
 const BOOT_TIMEOUT_MS = 120_000;
@@ -69,16 +66,6 @@ const CRYPTED =
 
 /** `DENOGA_E2E_VERBOSE=1` prints every compared output. */
 const VERBOSE = Deno.env.get("DENOGA_E2E_VERBOSE") === "1";
-
-/**
- * The agent commands `needs` lists that denoga does not register yet. The gate that lets this test
- * land before every command exists: once all have landed, delete this function and its two
- * callers' `pending` branches.
- */
-function pendingOnDenoga(needs: readonly string[]): string[] {
-  const registered = new Set(COMMANDS.map((c) => c.name));
-  return needs.filter((n) => !registered.has(n));
-}
 
 /** `Time: N` within {@link CLOCK_SLACK_S} of [lo, hi], normalized to the expectation's name. */
 function clockReading(r: VirshResult, lo: number, hi: number, name: string): string {
@@ -396,13 +383,6 @@ async function bootAndRun(
 
     let shutDown = false;
     for (const c of CASES) {
-      if (agent === "denoga") {
-        const pending = pendingOnDenoga(c.sends);
-        if (pending.length > 0) {
-          console.log(`pending: ${c.name} needs ${pending.join(", ")}`);
-          continue;
-        }
-      }
       const before = Date.now() / 1000;
       let out: VirshResult;
       try {
@@ -516,10 +496,8 @@ async function scenario(t: Deno.TestContext): Promise<void> {
         );
       }
     }
-    console.log(
-      `compared ${den.size} virsh command(s), ${CASES.length - den.size} pending on denoga, ` +
-        `${mismatches.length} differ`,
-    );
+    console.log(`compared ${den.size} virsh command(s), ${mismatches.length} differ`);
+    assertEquals([...den.keys()], [...qga.keys()], "the same commands ran for both agents");
     for (const m of mismatches) console.log(`MISMATCH: ${m}`);
     assertEquals(mismatches.length, 0, `${mismatches.length} virsh output(s) differ`);
   });
