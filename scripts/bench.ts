@@ -1135,6 +1135,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
     }).output();
   }
   let sourceIdleRssMiB: number | null = null;
+  let poll: PollSummary | null = null;
   const agents = new Map<Impl, AgentProc>();
   const partial = new Map<Impl, Partial<AgentFigures>>();
   const stopAll = async () => {
@@ -1245,6 +1246,15 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
       f.peakRssMiB = m.hwmMiB;
       f.finalRssMiB = m.rssMiB;
     }
+    // The poll part runs its own agents (in a network namespace), after these have stopped and
+    // before the bundle's temp dir goes.
+    for (const a of agents.values()) await a.stop();
+    if (o.poll && Deno.uid() !== 0) {
+      notes.push("poll benchmark skipped: it needs root (namespaces, loop devices)");
+    } else if (o.poll) {
+      console.log("poll: KubeVirt cycle, 2→200 interfaces, 5→200 mounts, guest-exec /bin/true");
+      poll = await runPollBench({ quick: o.quick, entry, impls, log: (l) => console.log(l) });
+    }
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     await stopAll();
@@ -1259,13 +1269,6 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
   };
   const d = complete("denoga");
   const q = complete("qemu-ga");
-  let poll: PollSummary | null = null;
-  if (o.poll && Deno.uid() !== 0) {
-    notes.push("poll benchmark skipped: it needs root (namespaces, loop devices)");
-  } else if (o.poll) {
-    console.log("poll: KubeVirt cycle, 2→200 interfaces, 5→200 mounts, guest-exec /bin/true");
-    poll = await runPollBench({ quick: o.quick, entry, impls, log: (l) => console.log(l) });
-  }
   return {
     quick: o.quick,
     sizeMiB: o.sizeMiB,

@@ -68,6 +68,15 @@ realTest("bench --quick prints a complete BENCH_JSON line", [needQemuGa()], asyn
   assertEquals(keysOf(s.targets), [...TARGET_KEYS].sort(), "target keys");
   for (const k of TARGET_KEYS) assertEquals(typeof s.targets[k], "boolean", `targets.${k}`);
 
+  if (Deno.uid() === 0) {
+    const p = s.poll;
+    assertOk(p !== null, `no poll figures\n${context}`);
+    assertEquals(p.points.map((pt) => [pt.interfaces, pt.mounts]), [[2, 5], [200, 5], [2, 200]]);
+    for (const pt of p.points) {
+      assertEquals(Object.keys(pt.cpuMs).sort(), ["denoga", "floor", "qemu-ga"], "poll agents");
+    }
+    assertOk(p.execRoundTripMs.denoga > 0 && p.execRoundTripMs["qemu-ga"] > 0, "exec figures");
+  }
   // The human-readable table came before the JSON line.
   assertOk(stdout.includes("denoga/qemu-ga"), `no table\n${context}`);
 });
