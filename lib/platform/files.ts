@@ -44,6 +44,11 @@ export interface OsFileInfo {
   readonly gid: number;
   /** Device numbers of a device node (st_rdev), 0 otherwise. */
   readonly rdev: number;
+  /**
+   * Device, inode, size and change times in one string: equal values mean the file was not
+   * replaced or rewritten in between, so a cache of its contents is still good.
+   */
+  readonly identity: string;
 }
 
 /** Options of {@link OsFiles.writeFile}. */
@@ -132,6 +137,7 @@ function info(st: Deno.FileInfo): OsFileInfo {
     uid: st.uid ?? 0,
     gid: st.gid ?? 0,
     rdev: st.rdev ?? 0,
+    identity: `${st.dev}:${st.ino}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`,
   };
 }
 
