@@ -27,12 +27,30 @@ const EOPNOTSUPP = 95;
 
 const u64 = (v: bigint) => BigInt.asUintN(64, v);
 
+/** How many mounts' sysfs walks run at once: enough to batch, few blocking-pool threads. */
+const WALKS_AT_ONCE = 8;
+
+/** The devices of each mount, in mount order, a few walks at a time. */
+async function walkMounts(agent: Agent, mounts: readonly MountEntry[]): Promise<DeviceWalk[]> {
+  const walks = mounts.map((): DeviceWalk => ({ disks: [] }));
+  let next = 0;
+  const worker = async () => {
+    while (next < mounts.length) {
+      const i = next++;
+      const m = mounts[i];
+      await walkDevice(agent.platform.os, `/sys/dev/block/${m.devmajor}:${m.devminor}`, walks[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WALKS_AT_ONCE, mounts.length) }, worker));
+  return walks;
+}
+
 /** One filesystem's entry: its devices' addresses, and sizes when statvfs answers. */
-async function filesystemInfo(agent: Agent, mount: MountEntry): Promise<FilesystemInfo> {
-  const walk: DeviceWalk = { disks: [] };
-  const devpath = `/sys/dev/block/${mount.devmajor}:${mount.devminor}`;
-  await walkDevice(agent.platform.os, devpath, walk);
-  if (walk.error !== undefined) throw genericError(walk.error);
+async function filesystemInfo(
+  agent: Agent,
+  mount: MountEntry,
+  walk: DeviceWalk,
+): Promise<FilesystemInfo> {
   const st = await agent.platform.disks.statfs(mount.path);
   // qemu-ga computes in unsigned long.
   const sizes = st.ok
@@ -78,8 +96,15 @@ export const guestGetFsinfo = defineCommand({
   returns: t.list(guestFilesystemInfo),
   run: async (_args, agent) => {
     const mounts = await agent.platform.mounts();
+    // qemu-ga stops at the first mount whose devices it cannot walk; sysfs walks do not hang,
+    // so all run first and statvfs (which can, on a dead mount) only when none failed.
+    const walks = await walkMounts(agent, mounts);
+    const failed = walks.find((w) => w.error !== undefined);
+    if (failed !== undefined) throw genericError(failed.error!);
     const list: FilesystemInfo[] = [];
-    for (const m of mounts) list.unshift(await filesystemInfo(agent, m));
+    for (let i = 0; i < mounts.length; i++) {
+      list.unshift(await filesystemInfo(agent, mounts[i], walks[i]));
+    }
     return list;
   },
 });
