@@ -27,22 +27,24 @@ const EOPNOTSUPP = 95;
 
 const u64 = (v: bigint) => BigInt.asUintN(64, v);
 
-/** How many mounts' sysfs walks run at once: enough to batch, few blocking-pool threads. */
-const WALKS_AT_ONCE = 8;
+/** How many mounts are looked at at once: enough to batch, few blocking-pool threads. */
+const MOUNTS_AT_ONCE = 8;
 
-/** The devices of each mount, in mount order, a few walks at a time. */
-async function walkMounts(agent: Agent, mounts: readonly MountEntry[]): Promise<DeviceWalk[]> {
-  const walks = mounts.map((): DeviceWalk => ({ disks: [] }));
+/** `fn` of each item, in item order, a few at a time. */
+async function eachMount<T>(
+  mounts: readonly MountEntry[],
+  fn: (mount: MountEntry, index: number) => Promise<T>,
+): Promise<T[]> {
+  const out = new Array<T>(mounts.length);
   let next = 0;
   const worker = async () => {
     while (next < mounts.length) {
       const i = next++;
-      const m = mounts[i];
-      await walkDevice(agent.platform.os, `/sys/dev/block/${m.devmajor}:${m.devminor}`, walks[i]);
+      out[i] = await fn(mounts[i], i);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(WALKS_AT_ONCE, mounts.length) }, worker));
-  return walks;
+  await Promise.all(Array.from({ length: Math.min(MOUNTS_AT_ONCE, mounts.length) }, worker));
+  return out;
 }
 
 /** One filesystem's entry: its devices' addresses, and sizes when statvfs answers. */
@@ -98,14 +100,16 @@ export const guestGetFsinfo = defineCommand({
     const mounts = await agent.platform.mounts();
     // qemu-ga stops at the first mount whose devices it cannot walk; sysfs walks do not hang,
     // so all run first and statvfs (which can, on a dead mount) only when none failed.
-    const walks = await walkMounts(agent, mounts);
+    const walks = await eachMount(mounts, async (m) => {
+      const walk: DeviceWalk = { disks: [] };
+      await walkDevice(agent.platform.os, `/sys/dev/block/${m.devmajor}:${m.devminor}`, walk);
+      return walk;
+    });
     const failed = walks.find((w) => w.error !== undefined);
     if (failed !== undefined) throw genericError(failed.error!);
-    const list: FilesystemInfo[] = [];
-    for (let i = 0; i < mounts.length; i++) {
-      list.unshift(await filesystemInfo(agent, mounts[i], walks[i]));
-    }
-    return list;
+    const list = await eachMount(mounts, (m, i) => filesystemInfo(agent, m, walks[i]));
+    // qemu-ga prepends each mount's entry.
+    return list.reverse();
   },
 });
 
