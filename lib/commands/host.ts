@@ -47,6 +47,55 @@ async function procLine(agent: Agent, path: string): Promise<string | undefined>
   return decodeModUtf8Lossy(data, 0, nl < 0 ? data.length : nl);
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** `parse`, remembering its last input and result: these files rarely change between polls. */
+function lastParse<T>(parse: (data: Uint8Array) => T): (data: Uint8Array) => T {
+  let last: { data: Uint8Array; value: T } | undefined;
+  return (data) => {
+    if (last !== undefined && sameBytes(last.data, data)) return last.value;
+    const value = parse(data);
+    last = { data, value };
+    return value;
+  };
+}
+
+const parseZoneFile = lastParse(parseTzif);
+const parseOsReleaseFile = lastParse(parseOsRelease);
+
+/** uname's release, version and machine: fixed while the kernel runs. */
+interface KernelIdentity {
+  readonly release: string;
+  readonly version: string | undefined;
+  readonly machine: string;
+}
+
+const kernelIdentities = new WeakMap<object, Promise<KernelIdentity>>();
+
+/** uname's release, version and machine, as /proc/sys/kernel shows them; read once. */
+function kernelIdentity(agent: Agent): Promise<KernelIdentity> {
+  const os = agent.platform.os;
+  let identity = kernelIdentities.get(os);
+  if (identity === undefined) {
+    const host = agent.platform.host;
+    identity = Promise.all([
+      procLine(agent, "/proc/sys/kernel/osrelease"),
+      procLine(agent, "/proc/sys/kernel/version"),
+      procLine(agent, "/proc/sys/kernel/arch"),
+    ]).then(([release, version, machine]) => ({
+      release: release ?? host.kernelRelease(),
+      version,
+      machine: machine ?? host.arch,
+    }));
+    kernelIdentities.set(os, identity);
+  }
+  return identity;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The local time zone, found as GLib's g_time_zone_new_local does
 
@@ -60,15 +109,19 @@ async function isDirectory(agent: Agent, path: string): Promise<boolean> {
   }
 }
 
-/** GLib's zone_identifier_unix, reduced to the question it settles: is /etc/localtime used? */
-async function localtimeIsUsable(agent: Agent): Promise<boolean> {
+/**
+ * GLib's zone_identifier_unix, reduced to the question it settles: is /etc/localtime used?
+ * When it is a symlink to a regular file, the answer is that file's identity (a cache key).
+ */
+async function localtimeUse(agent: Agent): Promise<boolean | string> {
   const os = agent.platform.os;
   let notASymlinkToZoneinfo: boolean;
   try {
     const target = await os.readLink("/etc/localtime");
     const absolute = target.startsWith("/") ? target : `/etc/${target}`;
     try {
-      if ((await os.lstat(absolute)).isFile) return true;
+      const st = await os.lstat(absolute);
+      if (st.isFile) return `${absolute}\0${st.identity}`;
       notASymlinkToZoneinfo = true; // a symlink to a symlink, for example
     } catch {
       return false;
@@ -82,6 +135,9 @@ async function localtimeIsUsable(agent: Agent): Promise<boolean> {
       (await readOrUndefined(agent, "/etc/timezone")) !== undefined);
 }
 
+/** The zone of the last /etc/localtime read, per file facet, under its file's identity. */
+const localtimeZones = new WeakMap<object, { key: string; zone: Zone }>();
+
 /**
  * The zone qemu-ga reports: `TZ` as a constant offset, a POSIX rule or a zoneinfo file (`:`
  * prefix allowed, relative to `$TZDIR` or /usr/share/zoneinfo); without `TZ`, /etc/localtime.
@@ -90,9 +146,15 @@ async function localtimeIsUsable(agent: Agent): Promise<boolean> {
 export async function localZone(agent: Agent): Promise<Zone> {
   const tz = agent.platform.host.env("TZ");
   if (tz === undefined) {
-    if (!(await localtimeIsUsable(agent))) return UTC;
+    const use = await localtimeUse(agent);
+    if (use === false) return UTC;
+    const cached = localtimeZones.get(agent.platform.os);
+    if (cached !== undefined && cached.key === use) return cached.zone;
     const data = await readOrUndefined(agent, "/etc/localtime");
-    return (data && parseTzif(data)) ?? UTC;
+    const zone = (data && parseZoneFile(data)) ?? UTC;
+    // Keyed on what was seen before the read: a file replaced meanwhile is read again next time.
+    if (typeof use === "string") localtimeZones.set(agent.platform.os, { key: use, zone });
+    return zone;
   }
   const fixed = constantOffsetZone(tz) ?? posixRuleZone(tz);
   if (fixed) return fixed;
@@ -106,7 +168,7 @@ export async function localZone(agent: Agent): Promise<Zone> {
   const name = tz.startsWith(":") ? tz.slice(1) : tz;
   const path = name.startsWith("/") ? name : `${tzdir.replace(/\/+$/, "")}/${name}`;
   const data = await readOrUndefined(agent, path);
-  return (data && parseTzif(data)) ?? UTC;
+  return (data && parseZoneFile(data)) ?? UTC;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,15 +249,11 @@ export const guestGetOsinfo = defineCommand({
     { name: "variant-id", type: t.str, optional: true },
   ]),
   run: async (_args, agent) => {
-    const host = agent.platform.host;
-    // uname's release, version and machine, as /proc/sys/kernel shows them.
-    const release = await procLine(agent, "/proc/sys/kernel/osrelease") ?? host.kernelRelease();
-    const version = await procLine(agent, "/proc/sys/kernel/version");
-    const machine = await procLine(agent, "/proc/sys/kernel/arch") ?? host.arch;
-    const env = host.env("QGA_OS_RELEASE");
+    const { release, version, machine } = await kernelIdentity(agent);
+    const env = agent.platform.host.env("QGA_OS_RELEASE");
     const parse = async (path: string) => {
       const data = await readOrUndefined(agent, path);
-      return data && parseOsRelease(data);
+      return data && parseOsReleaseFile(data);
     };
     // Any failure of /etc/os-release, an unreadable or invalid file alike, falls back.
     const os = env !== undefined

@@ -18,12 +18,7 @@ import { defineCommand } from "../dispatch/table.ts";
 import { genericError } from "../errors.ts";
 import { OsFileError } from "../platform/files.ts";
 import { formatIpv6, netmaskPrefix, parseIpv6 } from "../system/inet.ts";
-import {
-  findNetDevStats,
-  type NetDevLine,
-  type NetDevStats,
-  parseProcNetDev,
-} from "../system/proc_net_dev.ts";
+import { type NetDevLine, type NetDevStats, parseProcNetDev } from "../system/proc_net_dev.ts";
 import { parseIpv4Routes, parseIpv6Routes } from "../system/proc_net_route.ts";
 
 const GuestIpAddress = t.struct("GuestIpAddress", [
@@ -111,6 +106,22 @@ function escapeRe(c: string): string {
   return c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/** The last addresses written, by Deno's text: an interface keeps its addresses between polls. */
+const ipv6Texts = new Map<string, string>();
+const IPV6_TEXTS_MAX = 4096;
+
+/** An IPv6 address as glibc's inet_ntop writes it. */
+function inetNtop6(text: string): string {
+  let out = ipv6Texts.get(text);
+  if (out === undefined) {
+    const v6 = parseIpv6(text);
+    out = v6 ? formatIpv6(v6) : text;
+    if (ipv6Texts.size >= IPV6_TEXTS_MAX) ipv6Texts.clear();
+    ipv6Texts.set(text, out);
+  }
+  return out;
+}
+
 /** The device links in kernel order: /proc/net/dev, else /sys/class/net by ifindex. */
 async function linkNames(agent: Agent, dev: readonly NetDevLine[] | undefined): Promise<string[]> {
   if (dev) return dev.map((l) => l.name);
@@ -182,9 +193,8 @@ export const guestNetworkGetInterfaces = defineCommand({
     };
     for (const name of await linkNames(agent, dev)) named(name);
     for (const e of entries) {
-      const v6 = e.family === "IPv6" ? parseIpv6(e.address) : undefined;
       named(e.name).addresses.push({
-        "ip-address": v6 ? formatIpv6(v6) : e.address,
+        "ip-address": e.family === "IPv6" ? inetNtop6(e.address) : e.address,
         "ip-address-type": e.family === "IPv6" ? "ipv6" : "ipv4",
         prefix: netmaskPrefix(e.netmask),
       });
@@ -194,8 +204,13 @@ export const guestNetworkGetInterfaces = defineCommand({
     await Promise.all(shown.map(async (i) => {
       i.hardwareAddress = await hardwareAddress(agent, i.name);
     }));
+    const statsOf = new Map<string, NetDevStats>();
+    for (const l of dev ?? []) {
+      if (!statsOf.has(l.name) && l.stats !== undefined) statsOf.set(l.name, l.stats);
+    }
     return shown.map((i) => {
-      const stats = i.addresses.length > 0 && dev ? findNetDevStats(dev, i.name) : undefined;
+      // qemu-ga's lookup: the first line of that name whose counters could be read.
+      const stats = i.addresses.length > 0 ? statsOf.get(i.name) : undefined;
       return {
         name: i.name,
         "hardware-address": i.hardwareAddress,

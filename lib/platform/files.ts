@@ -44,6 +44,11 @@ export interface OsFileInfo {
   readonly gid: number;
   /** Device numbers of a device node (st_rdev), 0 otherwise. */
   readonly rdev: number;
+  /**
+   * Device, inode, size and change times in one string: equal values mean the file was not
+   * replaced or rewritten in between, so a cache of its contents is still good.
+   */
+  readonly identity: string;
 }
 
 /** Options of {@link OsFiles.writeFile}. */
@@ -109,6 +114,9 @@ export function toOsFileError(e: unknown, path: string, syscall?: string): OsFil
     : new OsFileError(msg, 0, path, syscall);
 }
 
+/** ENOENT, ENOTDIR, ENAMETOOLONG, ELOOP: path lookup failures, which only open() reports. */
+const PATH_ERRNOS = new Set([2, 20, 36, 40]);
+
 /** Runs one step of a file operation, tagging a failure with the step's name. */
 async function step<T>(syscall: string, path: string, op: () => Promise<T>): Promise<T> {
   try {
@@ -129,6 +137,7 @@ function info(st: Deno.FileInfo): OsFileInfo {
     uid: st.uid ?? 0,
     gid: st.gid ?? 0,
     rdev: st.rdev ?? 0,
+    identity: `${st.dev}:${st.ino}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`,
   };
 }
 
@@ -151,7 +160,17 @@ export function osFiles(root: string): OsFiles {
     }
   }
   return {
-    readFile: (path) => guard(path, () => readToEnd(at(path), path)),
+    readFile: async (path) => {
+      try {
+        // One operation on the blocking pool (open, read to EOF, close).
+        return await Deno.readFile(at(path));
+      } catch (e) {
+        const err = toOsFileError(e, path, "open");
+        if (PATH_ERRNOS.has(err.errno)) throw err;
+        // Again step by step, so the failure names the call that failed (open or read).
+        return await guard(path, () => readToEnd(at(path), path));
+      }
+    },
     readPrefix: async (path, length) => {
       using file = await guard(path, () => Deno.open(at(path), { read: true }), "open");
       const buf = new Uint8Array(length);

@@ -76,14 +76,22 @@ export interface Platform {
  */
 export function lazyFacet<T extends object>(load: () => Promise<T>): T {
   let loaded: Promise<T> | undefined;
+  let facet: T | undefined;
+  // One function per method name; once loaded they call the facet without awaiting the import.
+  const methods = new Map<PropertyKey, (...args: unknown[]) => Promise<unknown>>();
   return new Proxy({} as T, {
     get(_target, key) {
-      return async (...args: unknown[]) => {
-        const facet = await (loaded ??= load());
-        const method = facet[key as keyof T];
-        if (typeof method !== "function") throw new TypeError(`no facet method ${String(key)}`);
-        return await method.apply(facet, args);
-      };
+      let call = methods.get(key);
+      if (call === undefined) {
+        call = async (...args: unknown[]) => {
+          facet ??= await (loaded ??= load());
+          const method = facet[key as keyof T];
+          if (typeof method !== "function") throw new TypeError(`no facet method ${String(key)}`);
+          return await method.apply(facet, args);
+        };
+        methods.set(key, call);
+      }
+      return call;
     },
   });
 }
@@ -91,10 +99,11 @@ export function lazyFacet<T extends object>(load: () => Promise<T>): T {
 /** The real platform (module comment). */
 export function systemPlatform(): Platform {
   const os = lazyFacet(() => import("./files.ts").then((m) => m.osFiles("/")));
+  let mountList: Promise<typeof import("../system/mounts.ts")> | undefined;
   return {
     files: lazyFacet(() => import("../../ffi/file.ts").then((m) => m.fileSyscalls)),
     freeze: lazyFacet(() => import("../../ffi/fsfreeze.ts").then((m) => m.freezeSyscalls)),
-    mounts: async () => (await import("../system/mounts.ts")).buildMountList(os),
+    mounts: async () => (await (mountList ??= import("../system/mounts.ts"))).buildMountList(os),
     run: runCommand,
     runStatus,
     runOutput,

@@ -239,6 +239,8 @@ export function formatDouble(x: number): string {
   if (x === Infinity) return "inf";
   if (x === -Infinity) return "-inf";
   if (x === 0) return 1 / x < 0 ? "-0" : "0";
+  // Below 1e17 %.17g writes an integer exactly, without exponent or point, as String does.
+  if (Number.isSafeInteger(x)) return String(x);
   const neg = x < 0;
   const a = neg ? -x : x;
   // toExponential rounds correctly but breaks exact ties upward; glibc breaks them to even.

@@ -52,11 +52,25 @@ export function parseProcNetDev(text: string): NetDevLine[] {
 
 const SIXTEEN_COUNTERS = new Array(16).fill("%lld").join(" ");
 
+/**
+ * The usual line: sixteen unsigned decimal fields apart, none long enough to be clamped. sscanf
+ * reads those as their plain values; anything else takes the full scanf emulation.
+ */
+const PLAIN_COUNTERS = new RegExp(
+  `^[ \\t\\n\\v\\f\\r]*${new Array(16).fill("([0-9]{1,18})").join("[ \\t\\n\\v\\f\\r]+")}(?![0-9])`,
+);
+
 function counters(rest: string): NetDevStats | undefined {
-  const f = scanLine(rest, SIXTEEN_COUNTERS);
-  if (!f) return undefined;
-  // qemu-ga reads long long and stores it in a uint64.
-  const v = f.map((n) => BigInt.asUintN(64, n as bigint));
+  const plain = PLAIN_COUNTERS.exec(rest);
+  let v: bigint[];
+  if (plain !== null) {
+    v = plain.slice(1).map(BigInt);
+  } else {
+    const f = scanLine(rest, SIXTEEN_COUNTERS);
+    if (!f) return undefined;
+    // qemu-ga reads long long and stores it in a uint64.
+    v = f.map((n) => BigInt.asUintN(64, n as bigint));
+  }
   return {
     rxBytes: v[0],
     rxPackets: v[1],

@@ -23,7 +23,7 @@ const TZIF = new URL("../fixtures/tzif/", import.meta.url);
 async function withRoot(
   files: Record<string, string | Uint8Array>,
   env: Record<string, string>,
-  fn: (agent: Agent) => Promise<void>,
+  fn: (agent: Agent, root: string) => Promise<void>,
   hostName = "vm",
 ): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "denoga-host-" });
@@ -54,7 +54,7 @@ async function withRoot(
         },
       }),
     });
-    await fn(agent);
+    await fn(agent, root);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -130,6 +130,29 @@ Deno.test("timezone: a plain /etc/localtime needs /etc/timezone; TZ as a file or
     },
   );
   await withRoot({}, { TZ: "EST5EDT,M3.2.0,M11.1.0" }, async (agent) => {
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "EDT", offset: -14400 });
+  });
+});
+
+Deno.test("timezone: a changed /etc/localtime link or zone file is picked up", async () => {
+  const berlin = await Deno.readFile(new URL("Europe_Berlin", TZIF));
+  const newYork = await Deno.readFile(new URL("America_New_York", TZIF));
+  const utc = await Deno.readFile(new URL("Etc_UTC", TZIF));
+  const files = { "/usr/share/zoneinfo/Europe/Berlin": berlin, "/usr/share/zoneinfo/UTC": utc };
+  await withRoot(files, {}, async (agent, root) => {
+    const relink = async (target: string) => {
+      await Deno.remove(`${root}/etc/localtime`).catch(() => {});
+      await Deno.mkdir(`${root}/etc`, { recursive: true });
+      await Deno.symlink(target, `${root}/etc/localtime`);
+    };
+    await relink("../usr/share/zoneinfo/Europe/Berlin");
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "CEST", offset: 7200 });
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "CEST", offset: 7200 });
+    await relink("../usr/share/zoneinfo/UTC");
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "UTC", offset: 0 });
+    // The same link, its target replaced (as a tzdata update does)
+    await Deno.writeFile(`${root}/usr/share/zoneinfo/UTC.new`, newYork);
+    await Deno.rename(`${root}/usr/share/zoneinfo/UTC.new`, `${root}/usr/share/zoneinfo/UTC`);
     assertEquals(await guestGetTimezone.run({}, agent), { zone: "EDT", offset: -14400 });
   });
 });

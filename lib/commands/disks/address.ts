@@ -21,7 +21,7 @@ import {
   scsiTarget,
 } from "../../system/sysfs_disk_path.ts";
 import type { DiskAddress, DiskBusType } from "./types.ts";
-import { udevDevice } from "./udev.ts";
+import { udevDeviceAt } from "./udev.ts";
 
 const ENOENT = 2;
 
@@ -72,7 +72,7 @@ function basename(path: string): string {
 export async function walkDevice(os: OsFiles, devpath: string, walk: DeviceWalk): Promise<void> {
   let syspath: string;
   try {
-    syspath = await os.realPath(devpath);
+    syspath = await resolveDeviceLink(os, devpath);
   } catch (e) {
     const err = toOsFileError(e, devpath);
     if (err.errno !== ENOENT) {
@@ -89,6 +89,32 @@ export async function walkDevice(os: OsFiles, devpath: string, walk: DeviceWalk)
   } else {
     await addRealDevice(os, syspath, walk);
   }
+}
+
+/**
+ * realpath() of a sysfs device link: one readlink when the link's directory is known to hold no
+ * symlinks (/sys/dev/block, a resolved device's `slaves/`) and the target is a relative path into
+ * /sys/devices, as the kernel makes them; realpath otherwise.
+ */
+async function resolveDeviceLink(os: OsFiles, path: string): Promise<string> {
+  const slash = path.lastIndexOf("/");
+  const dir = path.slice(0, slash);
+  if (dir === "/sys/dev/block" || (dir.startsWith("/sys/devices/") && dir.endsWith("/slaves"))) {
+    const target = await os.readLink(path).catch(() => undefined);
+    if (target !== undefined && !target.startsWith("/")) {
+      const parts = dir.split("/");
+      for (const part of target.split("/")) {
+        if (part === "..") {
+          if (parts.length > 1) parts.pop();
+        } else if (part !== "." && part !== "") {
+          parts.push(part);
+        }
+      }
+      const resolved = parts.join("/");
+      if (resolved.startsWith("/sys/devices/")) return resolved;
+    }
+  }
+  return await os.realPath(path);
 }
 
 /** A virtual device (dm, md, loop, partitions of them): its `slaves/` symlinks, in turn. */
@@ -127,7 +153,7 @@ async function addRealDevice(os: OsFiles, syspath: string, walk: DeviceWalk): Pr
     target: 0,
     unit: 0,
   };
-  const udev = await udevDevice(os, syspath);
+  const udev = await udevDeviceAt(os, syspath);
   if (udev !== undefined) {
     if (udev.devnode !== undefined) disk.dev = udev.devnode;
     const serial = udev.property("ID_SERIAL");

@@ -27,12 +27,32 @@ const EOPNOTSUPP = 95;
 
 const u64 = (v: bigint) => BigInt.asUintN(64, v);
 
+/** How many mounts are looked at at once: enough to batch, few blocking-pool threads. */
+const MOUNTS_AT_ONCE = 8;
+
+/** `fn` of each item, in item order, a few at a time. */
+async function eachMount<T>(
+  mounts: readonly MountEntry[],
+  fn: (mount: MountEntry, index: number) => Promise<T>,
+): Promise<T[]> {
+  const out = new Array<T>(mounts.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < mounts.length) {
+      const i = next++;
+      out[i] = await fn(mounts[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(MOUNTS_AT_ONCE, mounts.length) }, worker));
+  return out;
+}
+
 /** One filesystem's entry: its devices' addresses, and sizes when statvfs answers. */
-async function filesystemInfo(agent: Agent, mount: MountEntry): Promise<FilesystemInfo> {
-  const walk: DeviceWalk = { disks: [] };
-  const devpath = `/sys/dev/block/${mount.devmajor}:${mount.devminor}`;
-  await walkDevice(agent.platform.os, devpath, walk);
-  if (walk.error !== undefined) throw genericError(walk.error);
+async function filesystemInfo(
+  agent: Agent,
+  mount: MountEntry,
+  walk: DeviceWalk,
+): Promise<FilesystemInfo> {
   const st = await agent.platform.disks.statfs(mount.path);
   // qemu-ga computes in unsigned long.
   const sizes = st.ok
@@ -78,9 +98,18 @@ export const guestGetFsinfo = defineCommand({
   returns: t.list(guestFilesystemInfo),
   run: async (_args, agent) => {
     const mounts = await agent.platform.mounts();
-    const list: FilesystemInfo[] = [];
-    for (const m of mounts) list.unshift(await filesystemInfo(agent, m));
-    return list;
+    // qemu-ga stops at the first mount whose devices it cannot walk; sysfs walks do not hang,
+    // so all run first and statvfs (which can, on a dead mount) only when none failed.
+    const walks = await eachMount(mounts, async (m) => {
+      const walk: DeviceWalk = { disks: [] };
+      await walkDevice(agent.platform.os, `/sys/dev/block/${m.devmajor}:${m.devminor}`, walk);
+      return walk;
+    });
+    const failed = walks.find((w) => w.error !== undefined);
+    if (failed !== undefined) throw genericError(failed.error!);
+    const list = await eachMount(mounts, (m, i) => filesystemInfo(agent, m, walks[i]));
+    // qemu-ga prepends each mount's entry.
+    return list.reverse();
   },
 });
 

@@ -30,10 +30,19 @@ export async function udevDevice(os: OsFiles, syspath: string): Promise<UdevDevi
   } catch {
     return undefined;
   }
+  return await udevDeviceAt(os, real);
+}
+
+/** {@link udevDevice} of a path already resolved (realpath'ed). */
+export async function udevDeviceAt(os: OsFiles, real: string): Promise<UdevDevice | undefined> {
+  const [ueventData, kind] = await Promise.all([
+    os.readFile(`${real}/uevent`).catch(() => undefined),
+    subsystemLetter(os, real),
+  ]);
   let uevent: Map<string, string>;
-  try {
-    uevent = parseUevent(await os.readFile(`${real}/uevent`));
-  } catch {
+  if (ueventData !== undefined) {
+    uevent = parseUevent(ueventData);
+  } else {
     // libudev requires the file only under /sys/devices; elsewhere nothing is known about it.
     if (real.startsWith("/sys/devices/")) return undefined;
     uevent = new Map();
@@ -41,7 +50,6 @@ export async function udevDevice(os: OsFiles, syspath: string): Promise<UdevDevi
   const props = new Map(uevent);
   const major = uevent.get("MAJOR");
   const minor = uevent.get("MINOR");
-  const kind = await subsystemLetter(os, real);
   if (major !== undefined && minor !== undefined && kind !== undefined) {
     try {
       const db = await os.readFile(udevDbPath(kind, Number(major), Number(minor)));
