@@ -10,7 +10,15 @@
  * @module
  */
 
-import { type OsFiles, toOsFileError } from "../../platform/files.ts";
+import {
+  lookUpKey,
+  type OsFiles,
+  type OsLookUp,
+  type OsLookUpResult,
+  toOsFileError,
+  withKnown,
+} from "../../platform/files.ts";
+import { udevDbPath } from "../../system/udev_db.ts";
 import {
   ccwAddress,
   hostNumberOfEntry,
@@ -97,24 +105,73 @@ export async function walkDevice(os: OsFiles, devpath: string, walk: DeviceWalk)
  * /sys/devices, as the kernel makes them; realpath otherwise.
  */
 async function resolveDeviceLink(os: OsFiles, path: string): Promise<string> {
-  const slash = path.lastIndexOf("/");
-  const dir = path.slice(0, slash);
+  const dir = path.slice(0, path.lastIndexOf("/"));
   if (dir === "/sys/dev/block" || (dir.startsWith("/sys/devices/") && dir.endsWith("/slaves"))) {
     const target = await os.readLink(path).catch(() => undefined);
-    if (target !== undefined && !target.startsWith("/")) {
-      const parts = dir.split("/");
-      for (const part of target.split("/")) {
-        if (part === "..") {
-          if (parts.length > 1) parts.pop();
-        } else if (part !== "." && part !== "") {
-          parts.push(part);
-        }
-      }
-      const resolved = parts.join("/");
-      if (resolved.startsWith("/sys/devices/")) return resolved;
-    }
+    const resolved = target === undefined ? undefined : sysfsLinkTarget(path, target);
+    if (resolved !== undefined) return resolved;
   }
   return await os.realPath(path);
+}
+
+/**
+ * Where the sysfs link at `path` with target `target` leads, when that needs no look-up: a
+ * relative target into /sys/devices, from a directory without symlinks on the way.
+ */
+export function sysfsLinkTarget(path: string, target: string): string | undefined {
+  if (target.startsWith("/")) return undefined;
+  const parts = path.slice(0, path.lastIndexOf("/")).split("/");
+  for (const part of target.split("/")) {
+    if (part === "..") {
+      if (parts.length > 1) parts.pop();
+    } else if (part !== "." && part !== "") {
+      parts.push(part);
+    }
+  }
+  const resolved = parts.join("/");
+  return resolved.startsWith("/sys/devices/") ? resolved : undefined;
+}
+
+/**
+ * `os` with the files the walks of these devices begin with read ahead, all in one look-up
+ * (`OsFiles.lookUp`): each device's /sys/dev/block link, and through it its `slaves/`, `uevent`
+ * and `subsystem` link and its udev database entry. Answers are kept under the paths the walk
+ * asks for (the link's resolved target); the walk itself is unchanged.
+ */
+export async function readAhead(
+  os: OsFiles,
+  devices: readonly { devmajor: number; devminor: number }[],
+): Promise<OsFiles> {
+  if (os.lookUp === undefined) return os;
+  const links = [...new Set(devices.map((d) => `/sys/dev/block/${d.devmajor}:${d.devminor}`))];
+  const list: OsLookUp[] = links.flatMap((link) => {
+    const [major, minor] = link.slice(link.lastIndexOf("/") + 1).split(":").map(Number);
+    return [
+      { method: "readLink", path: link },
+      { method: "readDir", path: `${link}/slaves` },
+      { method: "readFile", path: `${link}/uevent` },
+      { method: "readLink", path: `${link}/subsystem` },
+      { method: "readFile", path: udevDbPath("b", major, minor) },
+    ] as const;
+  });
+  const answers = await os.lookUp(list);
+  const known = new Map<string, OsLookUpResult>();
+  links.forEach((link, i) => {
+    const [self, slaves, uevent, subsystem, db] = answers.slice(i * 5, i * 5 + 5);
+    known.set(lookUpKey("readLink", link), self);
+    known.set(lookUpKey("readFile", list[i * 5 + 4].path), db);
+    if (self !== undefined && "error" in self && self.error.errno === ENOENT) {
+      // No such link: realpath() fails the same way.
+      known.set(lookUpKey("realPath", link), self);
+    }
+    if (self === undefined || !("value" in self)) return;
+    const syspath = sysfsLinkTarget(link, self.value as string);
+    if (syspath === undefined) return;
+    known.set(lookUpKey("readDir", `${syspath}/slaves`), slaves);
+    known.set(lookUpKey("readFile", `${syspath}/uevent`), uevent);
+    known.set(lookUpKey("readLink", `${syspath}/subsystem`), subsystem);
+  });
+  return withKnown(os, known);
 }
 
 /** A virtual device (dm, md, loop, partitions of them): its `slaves/` symlinks, in turn. */
