@@ -72,12 +72,15 @@ export interface ChainArgs {
 
 /** Default most bytes of a "read" (a sysfs attribute is at most a page). */
 export const READ_SIZE = 4096;
-/** readlink's buffer; a target this long may be cut. */
-const LINK_SIZE = 4096;
-/** getdents64's buffer for a directory; a second call with {@link DIRENT_PROBE} must return 0. */
-const DIRENT_SIZE = 32768;
-/** Room for one more entry of any name (a 19-byte header plus up to 255 bytes, aligned). */
-const DIRENT_PROBE = 512;
+/** readlink's buffer: sysfs targets are far shorter; one this long may be cut (incomplete). */
+const LINK_SIZE = 512;
+/**
+ * getdents64's buffer: a `slaves/` directory holds a few entries; a second call with
+ * {@link DIRENT_PROBE} bytes must return 0 (else incomplete).
+ */
+const DIRENT_SIZE = 2048;
+/** Room for one entry of any name (a 19-byte header plus up to 255 bytes and a NUL, aligned). */
+const DIRENT_PROBE = 280;
 
 const decoder = new TextDecoder();
 
@@ -111,105 +114,113 @@ interface Planned {
   answer(ret: (step: number) => bigint): ChainAnswer;
 }
 
-/** Builds the chain for `items`: steps, the buffers they point into, and how to answer. */
+/** Steps each kind takes. */
+const STEPS: Record<ChainItem["kind"], number> = { read: 4, readlink: 1, list: 4, statfs: 1 };
+
+/** Bytes of output buffer each kind needs in the arena. */
+function outputSize(item: ChainItem): number {
+  switch (item.kind) {
+    case "read":
+      return (item.size ?? READ_SIZE) + 1;
+    case "readlink":
+      return LINK_SIZE;
+    case "list":
+      return DIRENT_SIZE + DIRENT_PROBE;
+    case "statfs":
+      return STATFS_SIZE();
+  }
+}
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+/**
+ * Builds the chain for `items`: its steps, the one buffer (arena) holding every path and every
+ * output buffer they point into, and how to answer each item from the results.
+ */
 function plan(items: readonly ChainItem[]) {
   const nr = sys();
-  const rows: bigint[][] = [];
-  const buffers: Uint8Array[] = [];
-  const planned: Planned[] = [];
-  const flags = O_RDONLY | O_CLOEXEC;
-  const fromStep = (step: number) => BigInt(CHAIN_A0_FROM | (chainRetOffset(step) << 8));
-  const buffer = (size: number) => {
-    const b = new Uint8Array(size);
-    buffers.push(b);
-    return b;
+  const paths = items.map((item) => cString(item.path));
+  let total = 0;
+  let count = 0;
+  items.forEach((item, i) => {
+    const kind = item.kind;
+    if (!Object.hasOwn(STEPS, kind)) {
+      throw new Error(`chain: unknown item kind ${JSON.stringify(kind)}`);
+    }
+    total += align8(paths[i].length) + align8(outputSize(item));
+    count += STEPS[kind];
+  });
+  const arena = new Uint8Array(total);
+  const base = addressOf(arena);
+  let used = 0;
+  /** A region of the arena, and its address. */
+  const region = (size: number): [Uint8Array<ArrayBuffer>, bigint] => {
+    const view = arena.subarray(used, used + size);
+    const at = base + BigInt(used);
+    used += align8(size);
+    return [view, at];
   };
-  const path = (p: OsPath) => {
-    const c = cString(p);
-    buffers.push(c);
-    return addressOf(c);
+  const steps = new BigInt64Array(count * CHAIN_STEP_WORDS);
+  let next = 0;
+  const step = (call: number, a0: bigint, a1 = 0n, a2 = 0n, a3 = 0n, from = -1): number => {
+    const w = next * CHAIN_STEP_WORDS;
+    steps[w] = BigInt(call);
+    steps[w + 1] = a0;
+    steps[w + 2] = a1;
+    steps[w + 3] = a2;
+    steps[w + 4] = a3;
+    if (from !== -1) steps[w + 7] = BigInt(CHAIN_A0_FROM | (chainRetOffset(from) << 8));
+    return next++;
   };
-  const step = (...words: bigint[]) => rows.push(words) - 1;
-  for (const item of items) {
+  const cwd = BigInt(AT_FDCWD);
+  const flags = BigInt(O_RDONLY | O_CLOEXEC);
+  const planned = items.map((item, i): Planned => {
+    const [pathView, path] = region(paths[i].length);
+    pathView.set(paths[i]);
     switch (item.kind) {
       case "read": {
         const size = item.size ?? READ_SIZE;
-        const data = buffer(size);
-        const more = buffer(1);
-        const open = step(BigInt(nr.openat), BigInt(AT_FDCWD), path(item.path), BigInt(flags));
-        const read = step(
-          BigInt(nr.read),
-          0n,
-          addressOf(data),
-          BigInt(size),
-          0n,
-          0n,
-          0n,
-          fromStep(open),
-        );
+        const [data, at] = region(size + 1);
+        const open = step(nr.openat, cwd, path, flags);
+        const read = step(nr.read, 0n, at, BigInt(size), 0n, open);
         // A second read must find the end: then the first one got the whole file.
-        const eof = step(BigInt(nr.read), 0n, addressOf(more), 1n, 0n, 0n, 0n, fromStep(open));
-        step(BigInt(nr.close), 0n, 0n, 0n, 0n, 0n, 0n, fromStep(open));
-        planned.push({
+        const eof = step(nr.read, 0n, at + BigInt(size), 1n, 0n, open);
+        step(nr.close, 0n, 0n, 0n, 0n, open);
+        return {
           answer: (ret) => {
             for (const s of [open, read, eof]) if (isError(ret(s))) return failure(Number(-ret(s)));
             if (ret(eof) !== 0n) return INCOMPLETE();
             return { errno: 0, data: bytes(data, Number(ret(read))) };
           },
-        });
-        break;
+        };
       }
       case "readlink": {
-        const target = buffer(LINK_SIZE);
-        const s = step(
-          BigInt(nr.readlinkat),
-          BigInt(AT_FDCWD),
-          path(item.path),
-          addressOf(target),
-          BigInt(LINK_SIZE),
-        );
-        planned.push({
+        const [target, at] = region(LINK_SIZE);
+        const s = step(nr.readlinkat, cwd, path, at, BigInt(LINK_SIZE));
+        return {
           answer: (ret) => {
             const n = ret(s);
             if (isError(n)) return failure(Number(-n));
             if (n === BigInt(LINK_SIZE)) return INCOMPLETE();
             return { errno: 0, data: bytes(target, Number(n)) };
           },
-        });
-        break;
+        };
       }
       case "list": {
-        const data = buffer(DIRENT_SIZE);
-        const more = buffer(DIRENT_PROBE);
+        const [data, at] = region(DIRENT_SIZE + DIRENT_PROBE);
         // O_NONBLOCK: a FIFO at the path must not hold the chain in open().
-        const open = step(
-          BigInt(nr.openat),
-          BigInt(AT_FDCWD),
-          path(item.path),
-          BigInt(flags | O_NONBLOCK),
-        );
-        const read = step(
-          BigInt(nr.getdents64),
-          0n,
-          addressOf(data),
-          BigInt(DIRENT_SIZE),
-          0n,
-          0n,
-          0n,
-          fromStep(open),
-        );
+        const open = step(nr.openat, cwd, path, flags | BigInt(O_NONBLOCK));
+        const read = step(nr.getdents64, 0n, at, BigInt(DIRENT_SIZE), 0n, open);
         const end = step(
-          BigInt(nr.getdents64),
+          nr.getdents64,
           0n,
-          addressOf(more),
+          at + BigInt(DIRENT_SIZE),
           BigInt(DIRENT_PROBE),
           0n,
-          0n,
-          0n,
-          fromStep(open),
+          open,
         );
-        step(BigInt(nr.close), 0n, 0n, 0n, 0n, 0n, 0n, fromStep(open));
-        planned.push({
+        step(nr.close, 0n, 0n, 0n, 0n, open);
+        return {
           answer: (ret) => {
             for (const s of [open, read, end]) if (isError(ret(s))) return failure(Number(-ret(s)));
             if (ret(end) !== 0n) return INCOMPLETE();
@@ -217,29 +228,21 @@ function plan(items: readonly ChainItem[]) {
             direntNames(data, Number(ret(read)), names);
             return { errno: 0, names };
           },
-        });
-        break;
+        };
       }
       case "statfs": {
-        const buf = buffer(STATFS_SIZE());
-        const s = step(BigInt(nr.statfs), path(item.path), addressOf(buf));
-        planned.push({
+        const [buf, at] = region(STATFS_SIZE());
+        const s = step(nr.statfs, path, at);
+        return {
           answer: (ret) => {
             const n = ret(s);
             return { errno: 0, statfs: isError(n) ? statfsFailure(Number(-n)) : decodeStatfs(buf) };
           },
-        });
-        break;
+        };
       }
-      default:
-        throw new Error(
-          `chain: unknown item kind ${JSON.stringify((item as { kind: unknown }).kind)}`,
-        );
     }
-  }
-  const steps = new BigInt64Array(rows.length * CHAIN_STEP_WORDS);
-  rows.forEach((words, i) => steps.set(words, i * CHAIN_STEP_WORDS));
-  return { steps, count: rows.length, buffers, planned };
+  });
+  return { steps, count, arena, planned };
 }
 
 /** The worker half of one item: libc calls on this thread. */
@@ -302,9 +305,9 @@ function viaLibc(item: ChainItem): ChainAnswer {
 export const chain: BlockingOp<ChainArgs, ChainAnswer[]> = {
   async trampoline({ items }) {
     if (items.length === 0) return [];
-    const { steps, count, buffers, planned } = plan(items);
+    const { steps, count, arena, planned } = plan(items);
     // Not even `abandoned` stops a chain half-way: it runs natively to its end, closes included.
-    await syscallChain(steps, count, buffers);
+    await syscallChain(steps, count, [arena]);
     const ret = (s: number) => steps[s * CHAIN_STEP_WORDS + 8];
     return planned.map((p) => p.answer(ret));
   },

@@ -133,44 +133,56 @@ export function sysfsLinkTarget(path: string, target: string): string | undefine
 }
 
 /**
- * `os` with the files the walks of these devices begin with read ahead, all in one look-up
- * (`OsFiles.lookUp`): each device's /sys/dev/block link, and through it its `slaves/`, `uevent`
- * and `subsystem` link and its udev database entry. Answers are kept under the paths the walk
- * asks for (the link's resolved target); the walk itself is unchanged.
+ * `os` with the files the walks of these devices begin with read ahead, in two look-ups
+ * (`OsFiles.lookUp`) whatever the number of devices: first each device's /sys/dev/block link and,
+ * through it, its `slaves/`; then, for the devices that are not virtual, their `uevent`,
+ * `subsystem` link and udev database entry. Answers are kept under the paths the walk asks for
+ * (the link's resolved target); the walk itself is unchanged.
  */
 export async function readAhead(
   os: OsFiles,
   devices: readonly { devmajor: number; devminor: number }[],
 ): Promise<OsFiles> {
   if (os.lookUp === undefined) return os;
-  const links = [...new Set(devices.map((d) => `/sys/dev/block/${d.devmajor}:${d.devminor}`))];
-  const list: OsLookUp[] = links.flatMap((link) => {
-    const [major, minor] = link.slice(link.lastIndexOf("/") + 1).split(":").map(Number);
-    return [
-      { method: "readLink", path: link },
-      { method: "readDir", path: `${link}/slaves` },
-      { method: "readFile", path: `${link}/uevent` },
-      { method: "readLink", path: `${link}/subsystem` },
-      { method: "readFile", path: udevDbPath("b", major, minor) },
-    ] as const;
-  });
-  const answers = await os.lookUp(list);
+  const links = [...new Set(devices.map((d) => `${d.devmajor}:${d.devminor}`))];
+  const first = await os.lookUp(links.flatMap((dev): OsLookUp[] => [
+    { method: "readLink", path: `/sys/dev/block/${dev}` },
+    { method: "readDir", path: `/sys/dev/block/${dev}/slaves` },
+  ]));
   const known = new Map<string, OsLookUpResult>();
-  links.forEach((link, i) => {
-    const [self, slaves, uevent, subsystem, db] = answers.slice(i * 5, i * 5 + 5);
+  const real: { dev: string; syspath: string }[] = [];
+  links.forEach((dev, i) => {
+    const link = `/sys/dev/block/${dev}`;
+    const [self, slaves] = [first[2 * i], first[2 * i + 1]];
     known.set(lookUpKey("readLink", link), self);
-    known.set(lookUpKey("readFile", list[i * 5 + 4].path), db);
     if (self !== undefined && "error" in self && self.error.errno === ENOENT) {
-      // No such link: realpath() fails the same way.
-      known.set(lookUpKey("realPath", link), self);
+      known.set(lookUpKey("realPath", link), self); // no such link: realpath() fails alike
     }
     if (self === undefined || !("value" in self)) return;
     const syspath = sysfsLinkTarget(link, self.value as string);
     if (syspath === undefined) return;
-    known.set(lookUpKey("readDir", `${syspath}/slaves`), slaves);
-    known.set(lookUpKey("readFile", `${syspath}/uevent`), uevent);
-    known.set(lookUpKey("readLink", `${syspath}/subsystem`), subsystem);
+    if (syspath.includes("/devices/virtual/block/")) {
+      known.set(lookUpKey("readDir", `${syspath}/slaves`), slaves);
+    } else {
+      real.push({ dev, syspath });
+    }
   });
+  if (real.length > 0) {
+    const second = await os.lookUp(real.flatMap(({ dev }): OsLookUp[] => {
+      const [major, minor] = dev.split(":").map(Number);
+      return [
+        { method: "readFile", path: `/sys/dev/block/${dev}/uevent` },
+        { method: "readLink", path: `/sys/dev/block/${dev}/subsystem` },
+        { method: "readFile", path: udevDbPath("b", major, minor) },
+      ];
+    }));
+    real.forEach(({ dev, syspath }, i) => {
+      const [major, minor] = dev.split(":").map(Number);
+      known.set(lookUpKey("readFile", `${syspath}/uevent`), second[3 * i]);
+      known.set(lookUpKey("readLink", `${syspath}/subsystem`), second[3 * i + 1]);
+      known.set(lookUpKey("readFile", udevDbPath("b", major, minor)), second[3 * i + 2]);
+    });
+  }
   return withKnown(os, known);
 }
 
