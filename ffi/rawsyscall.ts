@@ -23,6 +23,11 @@
  * one of those threads until the kernel returns. Callers that may block indefinitely must cap
  * how many such calls they have in flight (`ffi/blocking.ts` does).
  *
+ * The same page holds a second routine, the *chain* ({@link syscallChain}): a list of system calls
+ * run natively one after another in a single FFI call, an earlier call's result (an fd) feeding
+ * a later call's first argument. Many small file look-ups then cost one thread hand-off in all
+ * (`ffi/ops/chain.ts`).
+ *
  * Architectures: Linux x86-64 and aarch64 only (the instruction bytes below and the system call
  * numbers of `ffi/arch/` are per architecture). Anything else reports "unavailable".
  *
