@@ -138,6 +138,9 @@ const SYMBOLS = {
   umask: { parameters: ["u32"], result: "u32" },
   setsid: { parameters: [], result: "i32" },
   dup2: { parameters: ["i32", "i32"], result: "i32" },
+  // The chain op's worker half (ffi/ops/chain.ts). getdents64 is a glibc 2.30 addition.
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize", optional: true },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
   // Executable memory for the raw system-call trampoline (ffi/rawsyscall.ts). mmap's offset is

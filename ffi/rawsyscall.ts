@@ -23,6 +23,11 @@
  * one of those threads until the kernel returns. Callers that may block indefinitely must cap
  * how many such calls they have in flight (`ffi/blocking.ts` does).
  *
+ * The same page holds a second routine, the *chain* ({@link syscallChain}): a list of system calls
+ * run natively one after another in a single FFI call, an earlier call's result (an fd) feeding
+ * a later call's first argument. Many small file look-ups then cost one thread hand-off in all
+ * (`ffi/ops/chain.ts`).
+ *
  * Architectures: Linux x86-64 and aarch64 only (the instruction bytes below and the system call
  * numbers of `ffi/arch/` are per architecture). Anything else reports "unavailable".
  *
@@ -89,6 +94,105 @@ const CODE_AARCH64: readonly number[] = [
   0xd65f03c0, // ret
 ].flatMap((word) => [word & 0xff, (word >>> 8) & 0xff, (word >>> 16) & 0xff, word >>> 24]);
 
+/**
+ * The chain as a C function: `long chain(struct step *steps, long count)`, each step nine
+ * machine words `{ nr, a0, a1, a2, a3, a4, a5, flags, ret }` (72 bytes). For each step in turn:
+ * when flags bit 0 is set, a0 is replaced by the `ret` word found `flags >> 8` bytes from the
+ * start of the array (an earlier step's result: the fd of an openat for its read and close);
+ * if that result is negative (the openat failed) the call is skipped and the step's result is
+ * that same error. Otherwise it traps into the kernel and stores the raw result in `ret`. Returns
+ * the last step's result (0 for no steps). A whole open → read → close sequence, or many, thus
+ * costs one FFI call and one thread hand-off instead of one each.
+ *
+ * x86-64: rbx (current step), r12 (steps left) and r13 (array start) are callee-saved, so pushed;
+ * `syscall` clobbers rcx and r11, both reloaded per step. Assembled with GNU as and disassembled
+ * with objdump to confirm.
+ */
+const CHAIN_X86_64: readonly number[] = [
+  ...[0x53], //                             push rbx
+  ...[0x41, 0x54], //                       push r12
+  ...[0x41, 0x55], //                       push r13
+  ...[0x48, 0x89, 0xfb], //                 mov rbx, rdi         current step
+  ...[0x49, 0x89, 0xfd], //                 mov r13, rdi         array start
+  ...[0x49, 0x89, 0xf4], //                 mov r12, rsi         steps left
+  ...[0x31, 0xc0], //                       xor eax, eax         result of no steps
+  ...[0x4d, 0x85, 0xe4], //           10:   test r12, r12
+  ...[0x7e, 0x49], //                       jle 5e               done
+  ...[0x48, 0x8b, 0x7b, 0x08], //           mov rdi, [rbx+8]     a0
+  ...[0x48, 0x8b, 0x4b, 0x38], //           mov rcx, [rbx+56]    flags
+  ...[0xf6, 0xc1, 0x01], //                 test cl, 1
+  ...[0x74, 0x16], //                       je 38                a0 as given
+  ...[0x48, 0x89, 0xca], //                 mov rdx, rcx
+  ...[0x48, 0xc1, 0xea, 0x08], //           shr rdx, 8           byte offset of the source ret
+  ...[0x49, 0x8b, 0x7c, 0x15, 0x00], //     mov rdi, [r13+rdx]   a0 = earlier result
+  ...[0x48, 0x85, 0xff], //                 test rdi, rdi
+  ...[0x79, 0x05], //                       jns 38               a valid fd: make the call
+  ...[0x48, 0x89, 0xf8], //                 mov rax, rdi         skipped: its error is the result
+  ...[0xeb, 0x19], //                       jmp 51
+  ...[0x48, 0x8b, 0x03], //           38:   mov rax, [rbx]       number
+  ...[0x48, 0x8b, 0x73, 0x10], //           mov rsi, [rbx+16]    a1
+  ...[0x48, 0x8b, 0x53, 0x18], //           mov rdx, [rbx+24]    a2
+  ...[0x4c, 0x8b, 0x53, 0x20], //           mov r10, [rbx+32]    a3
+  ...[0x4c, 0x8b, 0x43, 0x28], //           mov r8, [rbx+40]     a4
+  ...[0x4c, 0x8b, 0x4b, 0x30], //           mov r9, [rbx+48]     a5
+  ...[0x0f, 0x05], //                       syscall
+  ...[0x48, 0x89, 0x43, 0x40], //     51:   mov [rbx+64], rax    ret
+  ...[0x48, 0x83, 0xc3, 0x48], //           add rbx, 72          next step
+  ...[0x49, 0xff, 0xcc], //                 dec r12
+  ...[0xeb, 0xb2], //                       jmp 10
+  ...[0x41, 0x5d], //                 5e:   pop r13
+  ...[0x41, 0x5c], //                       pop r12
+  ...[0x5b], //                             pop rbx
+  ...[0xc3], //                             ret
+];
+
+/**
+ * aarch64: only caller-saved scratch registers (x9–x13); the kernel preserves every register
+ * but x0 across `svc`. Assembled with llvm-mc and disassembled with llvm-objdump to confirm.
+ */
+const CHAIN_AARCH64: readonly number[] = [
+  0xaa0003e9, //       mov x9, x0          current step
+  0xaa0003ea, //       mov x10, x0         array start
+  0xaa0103eb, //       mov x11, x1         steps left
+  0xd2800000, //       mov x0, #0          result of no steps
+  0xf100017f, // 10:   cmp x11, #0
+  0x5400022d, //       b.le 58             done
+  0xf9400520, //       ldr x0, [x9, #8]    a0
+  0xf9401d2c, //       ldr x12, [x9, #56]  flags
+  0x360000ac, //       tbz w12, #0, 34     a0 as given
+  0xd348fd8d, //       lsr x13, x12, #8    byte offset of the source ret
+  0xf86d6940, //       ldr x0, [x10, x13]  a0 = earlier result
+  0xb6f80040, //       tbz x0, #63, 34     a valid fd: make the call
+  0x14000006, //       b 48                skipped: its error is the result
+  0xf9400128, // 34:   ldr x8, [x9]        number
+  0xa9410921, //       ldp x1, x2, [x9, #16]
+  0xa9421123, //       ldp x3, x4, [x9, #32]
+  0xf9401925, //       ldr x5, [x9, #48]
+  0xd4000001, //       svc #0
+  0xf9002120, // 48:   str x0, [x9, #64]   ret
+  0x91012129, //       add x9, x9, #72     next step
+  0xd100056b, //       sub x11, x11, #1
+  0x17ffffef, //       b 10
+  0xd65f03c0, // 58:   ret
+].flatMap((word) => [word & 0xff, (word >>> 8) & 0xff, (word >>> 16) & 0xff, word >>> 24]);
+
+/** Where the chain starts in the code page (after the trampoline, cache-line aligned). */
+const CHAIN_OFFSET = 64;
+
+/** Words per chain step (`{ nr, a0..a5, flags, ret }`). */
+export const CHAIN_STEP_WORDS = 9;
+/** Flags bit 0: a0 is an earlier step's result (its ret's byte offset in `flags >> 8`). */
+export const CHAIN_A0_FROM = 1;
+
+/** The chain's FFI signature: the steps' address and their count. */
+const CHAIN_SIGNATURE = {
+  parameters: ["buffer", "i64"],
+  result: "i64",
+  nonblocking: true,
+} as const satisfies Deno.ForeignFunction;
+/** The same, synchronous (the build-time self-test only). */
+const CHAIN_SIGNATURE_SYNC = { ...CHAIN_SIGNATURE, nonblocking: false } as const;
+
 /** The trampoline's FFI signature: nr and six arguments, all machine words. */
 const SIGNATURE = {
   parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"],
@@ -122,6 +226,7 @@ export type SyscallArg = number | bigint | null | ArrayBufferView | ArrayBuffer 
 interface Built {
   sync: Deno.UnsafeFnPointer<typeof SIGNATURE>;
   nonblocking: Deno.UnsafeFnPointer<typeof SIGNATURE_NONBLOCKING>;
+  chain: Deno.UnsafeFnPointer<typeof CHAIN_SIGNATURE>;
 }
 
 let built: Built | undefined;
@@ -155,6 +260,7 @@ function build(): TrampolineStatus {
     return { available: false, reason: `no trampoline for ${Deno.build.os}/${arch}` };
   }
   const code = arch === "x86_64" ? CODE_X86_64 : CODE_AARCH64;
+  const chainCode = arch === "x86_64" ? CHAIN_X86_64 : CHAIN_AARCH64;
   let sys: ReturnType<typeof libc>;
   try {
     sys = libc();
@@ -173,7 +279,11 @@ function build(): TrampolineStatus {
     return { available: false, reason: `mmap: ${strerror(errno())}` };
   }
   // A view aliasing the page (no copy); dropped before the page turns read-only.
-  new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(page, code.length)).set(code);
+  const view = new Uint8Array(
+    Deno.UnsafePointerView.getArrayBuffer(page, CHAIN_OFFSET + chainCode.length),
+  );
+  view.set(code);
+  view.set(chainCode, CHAIN_OFFSET);
   // Read+execute, never write+execute. aarch64 has no coherent instruction cache in general;
   // no explicit flush is done because the arm64 kernel cleans a user page to the point of
   // unification when it first becomes executable (__sync_icache_dcache on the PTE change made
@@ -195,11 +305,90 @@ function build(): TrampolineStatus {
     sys.munmap(page, CODE_PAGE);
     return { available: false, reason: `self-test: getpid returned ${pid}, expected ${Deno.pid}` };
   }
+  const chainEntry = Deno.UnsafePointer.offset(page, CHAIN_OFFSET) as Deno.PointerObject<
+    Omit<typeof CHAIN_SIGNATURE, "nonblocking">
+  >;
+  const chainFault = chainSelfTest(new Deno.UnsafeFnPointer(chainEntry, CHAIN_SIGNATURE_SYNC));
+  if (chainFault !== undefined) {
+    sys.munmap(page, CODE_PAGE);
+    return { available: false, reason: `chain self-test: ${chainFault}` };
+  }
   built = {
     sync,
     nonblocking: new Deno.UnsafeFnPointer(entry, SIGNATURE_NONBLOCKING),
+    chain: new Deno.UnsafeFnPointer(chainEntry, CHAIN_SIGNATURE),
   };
   return { available: true };
+}
+
+/**
+ * Runs a chain whose every step is harmless: getpid; getpid with a0 taken from step 0 (the
+ * substitution); close(-1), which fails with EBADF; getpid with a0 from that failure (skipped,
+ * so its result is the same -EBADF). Returns what went wrong, or undefined.
+ */
+function chainSelfTest(
+  chain: Deno.UnsafeFnPointer<typeof CHAIN_SIGNATURE_SYNC>,
+): string | undefined {
+  const getpid = BigInt(SYS!.getpid);
+  const from = (step: number) => BigInt(CHAIN_A0_FROM | (chainRetOffset(step) << 8));
+  const steps = new BigInt64Array(4 * CHAIN_STEP_WORDS);
+  steps.set([getpid], 0);
+  steps.set([getpid, 0n, 0n, 0n, 0n, 0n, 0n, from(0)], CHAIN_STEP_WORDS);
+  steps.set([BigInt(SYS!.close), -1n], 2 * CHAIN_STEP_WORDS);
+  steps.set([getpid, 0n, 0n, 0n, 0n, 0n, 0n, from(2)], 3 * CHAIN_STEP_WORDS);
+  const last = chain.call(steps, 4n);
+  const pid = BigInt(Deno.pid);
+  const rets = [0, 1, 2, 3].map((i) => steps[i * CHAIN_STEP_WORDS + 8]);
+  const want = [pid, pid, -9n, -9n];
+  if (last !== -9n || rets.some((r, i) => r !== want[i])) {
+    return `results ${rets.join(",")} (returned ${last}), expected ${want.join(",")}`;
+  }
+  return undefined;
+}
+
+/** Byte offset of step `index`'s `ret` word in a chain's step array. */
+export function chainRetOffset(index: number): number {
+  return (index * CHAIN_STEP_WORDS + 8) * 8;
+}
+
+/**
+ * Runs `count` steps of `steps` (layout: {@link CHAIN_STEP_WORDS} words each, see the chain's
+ * code above) natively in one call on a runtime blocking-pool thread; each step's raw result
+ * (≥ 0, or -errno) lands in its `ret` word. The buffers whose addresses the steps carry must be
+ * listed in `buffers`: they are kept referenced until the call settles, and must not be
+ * detached or shrunk meanwhile.
+ *
+ * Rejects only when the trampoline is unavailable.
+ */
+export function syscallChain(
+  steps: BigInt64Array<ArrayBuffer>,
+  count: number,
+  buffers: readonly (ArrayBuffer | ArrayBufferView)[],
+): Promise<bigint> {
+  const t = trampoline();
+  if (t instanceof Error) return Promise.reject(t);
+  if (count * CHAIN_STEP_WORDS > steps.length) {
+    return Promise.reject(new RangeError("chain: more steps than the array holds"));
+  }
+  const list: SyscallArg[] = [steps, ...buffers];
+  // Fixed off-heap storage before addresses are taken (see `word`).
+  for (const b of list) if (ArrayBuffer.isView(b)) void b.buffer;
+  const call = t.chain.call(steps, BigInt(count));
+  pending++;
+  pinned.add(list);
+  return call.finally(() => {
+    pending--;
+    pinned.delete(list);
+  });
+}
+
+/**
+ * The address of a buffer's first byte, for a chain step's argument; the buffer must be passed
+ * in {@link syscallChain}'s `buffers` too.
+ */
+export function addressOf(buffer: ArrayBuffer | ArrayBufferView): bigint {
+  if (ArrayBuffer.isView(buffer)) void buffer.buffer;
+  return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer));
 }
 
 /** The trampoline, or an Error saying why there is none. */

@@ -37,6 +37,8 @@ export const AARCH64: Arch = {
     epoll_create1: 20,
     epoll_ctl: 21,
     epoll_pwait: 22,
+    readlinkat: 78,
+    getdents64: 61,
   },
   layout: {
     statfs: { size: 120, bsize: 8, blocks: 16, bfree: 24, bavail: 32, frsize: 72 },

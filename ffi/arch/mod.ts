@@ -62,6 +62,10 @@ export interface SyscallNumbers {
   readonly epoll_ctl: number;
   /** epoll_pwait(epfd, events, maxevents, timeout, sigmask, sigsetsize) (aarch64: no epoll_wait) */
   readonly epoll_pwait: number;
+  /** readlinkat(dirfd, path, buf, size) (aarch64 has no readlink) */
+  readonly readlinkat: number;
+  /** getdents64(fd, dirp, count) */
+  readonly getdents64: number;
 }
 
 /** Byte offsets of the fields the agent reads or writes, and each struct's size. */

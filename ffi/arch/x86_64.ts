@@ -35,6 +35,8 @@ export const X86_64: Arch = {
     epoll_create1: 291,
     epoll_ctl: 233,
     epoll_pwait: 281,
+    readlinkat: 267,
+    getdents64: 217,
   },
   layout: {
     statfs: { size: 120, bsize: 8, blocks: 16, bfree: 24, bavail: 32, frsize: 72 },

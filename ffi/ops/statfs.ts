@@ -32,8 +32,11 @@ export type StatfsResult =
   }
   | { ok: false; errno: number; strerror: string };
 
+/** Size of the `struct statfs` buffer (ffi/ops/chain.ts fills some too). */
+export const STATFS_SIZE = (): number => arch().layout.statfs.size;
+
 /** Decodes the `struct statfs` both halves fill in (the kernel's and glibc's are one layout). */
-function decode(buf: Uint8Array<ArrayBuffer>): StatfsResult {
+export function decodeStatfs(buf: Uint8Array<ArrayBuffer>): StatfsResult {
   const at = arch().layout.statfs;
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const bsize = v.getBigUint64(at.bsize, true);
@@ -49,7 +52,8 @@ function decode(buf: Uint8Array<ArrayBuffer>): StatfsResult {
   };
 }
 
-function failure(e: number): StatfsResult {
+/** A failed statfs. */
+export function statfsFailure(e: number): StatfsResult {
   return { ok: false, errno: e, strerror: strerror(e) };
 }
 
@@ -58,11 +62,11 @@ export const statfs: BlockingOp<StatfsArgs, StatfsResult> = {
   async trampoline({ path }) {
     const buf = new Uint8Array(arch().layout.statfs.size);
     const ret = await syscall6(arch().sys.statfs, cString(path), buf);
-    return isError(ret) ? failure(Number(-ret)) : decode(buf);
+    return isError(ret) ? statfsFailure(Number(-ret)) : decodeStatfs(buf);
   },
 
   worker({ path }) {
     const buf = new Uint8Array(arch().layout.statfs.size);
-    return libc().statfs(cString(path), buf) === -1 ? failure(errno()) : decode(buf);
+    return libc().statfs(cString(path), buf) === -1 ? statfsFailure(errno()) : decodeStatfs(buf);
   },
 };

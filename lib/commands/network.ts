@@ -134,21 +134,51 @@ async function linkNames(agent: Agent, dev: readonly NetDevLine[] | undefined): 
   return indexed.sort((a, b) => a.index - b.index).map((l) => l.name);
 }
 
-/** SIOCGIFHWADDR through sysfs; undefined where the ioctl would fail (no such device). */
-async function hardwareAddress(agent: Agent, name: string): Promise<string | undefined> {
+/** The device SIOCGIFHWADDR would ask about for `name`, or undefined where it would fail. */
+function hardwareDevice(name: string): string | undefined {
   // The kernel looks up an alias (`eth0:1`) by the part before the colon.
   const device = name.split(":")[0];
   if (device === "" || device === "." || device === ".." || device.includes("/")) {
     return undefined;
   }
-  let text: string;
-  try {
-    text = new TextDecoder().decode(
-      await agent.platform.os.readFile(`/sys/class/net/${device}/address`),
-    ).trim();
-  } catch {
-    return undefined;
+  return device;
+}
+
+/**
+ * SIOCGIFHWADDR through sysfs for each name, in one look-up where the facet has one;
+ * undefined where the ioctl would fail (no such device).
+ */
+async function hardwareAddresses(
+  agent: Agent,
+  names: readonly string[],
+): Promise<(string | undefined)[]> {
+  const os = agent.platform.os;
+  const paths = names.map((name) => {
+    const device = hardwareDevice(name);
+    return device === undefined ? undefined : `/sys/class/net/${device}/address`;
+  });
+  const wanted = paths.filter((p) => p !== undefined);
+  const known = new Map<string, Uint8Array | undefined>();
+  if (os.lookUp !== undefined && wanted.length > 0) {
+    const answers = await os.lookUp(wanted.map((path) => ({ method: "readFile", path })));
+    wanted.forEach((path, i) => {
+      const a = answers[i];
+      if (a !== undefined) known.set(path, "value" in a ? a.value as Uint8Array : undefined);
+    });
   }
+  return await Promise.all(paths.map(async (path) => {
+    if (path === undefined) return undefined;
+    let bytes = known.get(path);
+    if (bytes === undefined && !known.has(path)) {
+      bytes = await os.readFile(path).catch(() => undefined);
+    }
+    return bytes === undefined ? undefined : formatHardwareAddress(bytes);
+  }));
+}
+
+/** The `address` attribute as qemu-ga prints the six bytes it got. */
+function formatHardwareAddress(data: Uint8Array): string {
+  const text = new TextDecoder().decode(data).trim();
   const bytes = text === "" ? [] : text.split(":").map((h) => parseInt(h, 16) & 0xff);
   return Array.from({ length: 6 }, (_, i) => (bytes[i] ?? 0).toString(16).padStart(2, "0"))
     .join(":");
@@ -201,9 +231,8 @@ export const guestNetworkGetInterfaces = defineCommand({
     }
     const excluded = globMatcher(agent.options.excludeInterfaces ?? []);
     const shown = [...byName.values()].filter((i) => !excluded(i.name));
-    await Promise.all(shown.map(async (i) => {
-      i.hardwareAddress = await hardwareAddress(agent, i.name);
-    }));
+    const hardware = await hardwareAddresses(agent, shown.map((i) => i.name));
+    shown.forEach((i, n) => i.hardwareAddress = hardware[n]);
     const statsOf = new Map<string, NetDevStats>();
     for (const l of dev ?? []) {
       if (!statsOf.has(l.name) && l.stats !== undefined) statsOf.set(l.name, l.stats);

@@ -10,6 +10,7 @@ import type { OsPath } from "../../ffi/libc.ts";
 import type { StatfsResult } from "../../ffi/statfs.ts";
 import { fitrim } from "../../ffi/fitrim.ts";
 import { statfs } from "../../ffi/statfs.ts";
+import { lookUp } from "../../ffi/sysfs.ts";
 
 export type { FitrimResult, StatfsResult };
 
@@ -18,6 +19,11 @@ export interface DiskSyscalls {
   /** statfs(path), with statvfs's f_frsize rule. */
   statfs(path: OsPath): Promise<StatfsResult>;
   /**
+   * statfs of each path, in path order, in one operation (one native system call chain): what
+   * many mounts cost one hop for. Optional: without it, callers use {@link statfs} per path.
+   */
+  statfsAll?(paths: readonly OsPath[]): Promise<StatfsResult[]>;
+  /**
    * open(mountpoint, O_RDONLY|O_CLOEXEC), ioctl(FITRIM, {start 0, len max, minlen}), close; the
    * kernel's updated range: bytes trimmed and the minimum it applied.
    */
@@ -25,4 +31,9 @@ export interface DiskSyscalls {
 }
 
 /** The real facet (loaded lazily by `systemPlatform`, so the imports above cost nothing early). */
-export const diskSyscalls: DiskSyscalls = { statfs, fitrim };
+export const diskSyscalls: DiskSyscalls = {
+  statfs,
+  fitrim,
+  statfsAll: async (paths) =>
+    (await lookUp(paths.map((path) => ({ kind: "statfs", path })))).map((a) => a.statfs!),
+};

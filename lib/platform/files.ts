@@ -64,6 +64,21 @@ export interface WriteOptions {
   readonly sync?: boolean;
 }
 
+/** One look-up {@link OsFiles.lookUp} can answer: the method it stands for, and its path. */
+export interface OsLookUp {
+  readonly method: "readFile" | "readLink" | "readDir";
+  readonly path: string;
+}
+
+/**
+ * What the method would have returned or thrown; undefined where only the method itself can
+ * answer exactly (a file too long for one read, a read error, …).
+ */
+export type OsLookUpResult =
+  | { value: Uint8Array | string | string[] }
+  | { error: OsFileError }
+  | undefined;
+
 /** The facet. Paths are absolute guest paths. */
 export interface OsFiles {
   /** The whole file (reads until EOF: /proc and /sys report sizes that are not true). */
@@ -100,6 +115,48 @@ export interface OsFiles {
   rename(from: string, to: string): Promise<void>;
   /** unlink(2) of a file. */
   remove(path: string): Promise<void>;
+  /**
+   * Many small reads, link reads and listings in one operation off the event loop (one native
+   * system call chain, `ffi/sysfs.ts`). Optional: a facet without it is asked method by method.
+   */
+  lookUp?(list: readonly OsLookUp[]): Promise<OsLookUpResult[]>;
+}
+
+/**
+ * `os` answering the methods and paths of `known` (keys `"<method> <path>"`, see
+ * {@link lookUpKey}) from there, everything else from `os` itself.
+ */
+export function withKnown(os: OsFiles, known: ReadonlyMap<string, OsLookUpResult>): OsFiles {
+  function from<T>(
+    method: OsLookUp["method"] | "realPath",
+    path: string,
+    ask: () => Promise<T>,
+  ): Promise<T> {
+    const a = known.get(lookUpKey(method, path));
+    if (a === undefined) return ask();
+    return "error" in a ? Promise.reject(a.error) : Promise.resolve(a.value as T);
+  }
+  return {
+    readFile: (path) => from("readFile", path, () => os.readFile(path)),
+    readLink: (path) => from("readLink", path, () => os.readLink(path)),
+    readDir: (path) => from("readDir", path, () => os.readDir(path)),
+    realPath: (path) => from("realPath", path, () => os.realPath(path)),
+    readPrefix: (path, length) => os.readPrefix(path, length),
+    writeInPlace: (path, data) => os.writeInPlace(path, data),
+    stat: (path) => os.stat(path),
+    lstat: (path) => os.lstat(path),
+    writeFile: (path, data, options) => os.writeFile(path, data, options),
+    mkdir: (path, mode) => os.mkdir(path, mode),
+    chmod: (path, mode) => os.chmod(path, mode),
+    chown: (path, uid, gid) => os.chown(path, uid, gid),
+    rename: (from, to) => os.rename(from, to),
+    remove: (path) => os.remove(path),
+  };
+}
+
+/** The key of a method's answer for {@link withKnown}. */
+export function lookUpKey(method: OsLookUp["method"] | "realPath", path: string): string {
+  return `${method} ${path}`;
 }
 
 const OS_ERROR = /(?:^|: )([^:]*) \(os error (\d+)\)/;
@@ -202,8 +259,29 @@ export function osFiles(root: string): OsFiles {
     chown: (path, uid, gid) => guard(path, () => Deno.chown(at(path), uid, gid)),
     rename: (from, to) => guard(from, () => Deno.rename(at(from), at(to))),
     remove: (path) => guard(path, () => Deno.remove(at(path))),
+    lookUp: async (list) => {
+      const { lookUp } = await (chainModule ??= import("../../ffi/sysfs.ts"));
+      const kinds = { readFile: "read", readLink: "readlink", readDir: "list" } as const;
+      const answers = await lookUp(list.map((l) => ({ kind: kinds[l.method], path: at(l.path) })));
+      return answers.map((a, i): OsLookUpResult => {
+        const { method, path } = list[i];
+        if (a.incomplete) return undefined;
+        if (a.errno !== 0) {
+          // readFile names the failed step; only open() fails for a path that does not resolve.
+          if (method !== "readFile") return { error: new OsFileError(a.strerror!, a.errno, path) };
+          if (!PATH_ERRNOS.has(a.errno)) return undefined;
+          return { error: new OsFileError(a.strerror!, a.errno, path, "open") };
+        }
+        if (method === "readFile") return { value: new Uint8Array(a.data!) };
+        if (method === "readLink") return { value: linkText.decode(a.data!) };
+        return { value: a.names! };
+      });
+    },
   };
 }
+
+let chainModule: Promise<typeof import("../../ffi/sysfs.ts")> | undefined;
+const linkText = new TextDecoder();
 
 /**
  * open, write everything, optionally fsync, close. With `exclusive` or `sync` a failure names

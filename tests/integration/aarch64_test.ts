@@ -27,6 +27,7 @@ const FILES = [
   "tests/unit/ffi_file_test.ts",
   "tests/unit/ffi_libc_test.ts",
   "tests/unit/ffi_statfs_test.ts",
+  "tests/unit/ffi_sysfs_test.ts",
   "tests/unit/ffi_fitrim_test.ts",
   "tests/unit/ffi_clock_test.ts",
   "tests/unit/channels_virtio_test.ts",

@@ -10,7 +10,15 @@
  * @module
  */
 
-import { type OsFiles, toOsFileError } from "../../platform/files.ts";
+import {
+  lookUpKey,
+  type OsFiles,
+  type OsLookUp,
+  type OsLookUpResult,
+  toOsFileError,
+  withKnown,
+} from "../../platform/files.ts";
+import { udevDbPath } from "../../system/udev_db.ts";
 import {
   ccwAddress,
   hostNumberOfEntry,
@@ -97,24 +105,85 @@ export async function walkDevice(os: OsFiles, devpath: string, walk: DeviceWalk)
  * /sys/devices, as the kernel makes them; realpath otherwise.
  */
 async function resolveDeviceLink(os: OsFiles, path: string): Promise<string> {
-  const slash = path.lastIndexOf("/");
-  const dir = path.slice(0, slash);
+  const dir = path.slice(0, path.lastIndexOf("/"));
   if (dir === "/sys/dev/block" || (dir.startsWith("/sys/devices/") && dir.endsWith("/slaves"))) {
     const target = await os.readLink(path).catch(() => undefined);
-    if (target !== undefined && !target.startsWith("/")) {
-      const parts = dir.split("/");
-      for (const part of target.split("/")) {
-        if (part === "..") {
-          if (parts.length > 1) parts.pop();
-        } else if (part !== "." && part !== "") {
-          parts.push(part);
-        }
-      }
-      const resolved = parts.join("/");
-      if (resolved.startsWith("/sys/devices/")) return resolved;
-    }
+    const resolved = target === undefined ? undefined : sysfsLinkTarget(path, target);
+    if (resolved !== undefined) return resolved;
   }
   return await os.realPath(path);
+}
+
+/**
+ * Where the sysfs link at `path` with target `target` leads, when that needs no look-up: a
+ * relative target into /sys/devices, from a directory without symlinks on the way.
+ */
+export function sysfsLinkTarget(path: string, target: string): string | undefined {
+  if (target.startsWith("/")) return undefined;
+  const parts = path.slice(0, path.lastIndexOf("/")).split("/");
+  for (const part of target.split("/")) {
+    if (part === "..") {
+      if (parts.length > 1) parts.pop();
+    } else if (part !== "." && part !== "") {
+      parts.push(part);
+    }
+  }
+  const resolved = parts.join("/");
+  return resolved.startsWith("/sys/devices/") ? resolved : undefined;
+}
+
+/**
+ * `os` with the files the walks of these devices begin with read ahead, in two look-ups
+ * (`OsFiles.lookUp`) whatever the number of devices: first each device's /sys/dev/block link and,
+ * through it, its `slaves/`; then, for the devices that are not virtual, their `uevent`,
+ * `subsystem` link and udev database entry. Answers are kept under the paths the walk asks for
+ * (the link's resolved target); the walk itself is unchanged.
+ */
+export async function readAhead(
+  os: OsFiles,
+  devices: readonly { devmajor: number; devminor: number }[],
+): Promise<OsFiles> {
+  if (os.lookUp === undefined) return os;
+  const links = [...new Set(devices.map((d) => `${d.devmajor}:${d.devminor}`))];
+  const first = await os.lookUp(links.flatMap((dev): OsLookUp[] => [
+    { method: "readLink", path: `/sys/dev/block/${dev}` },
+    { method: "readDir", path: `/sys/dev/block/${dev}/slaves` },
+  ]));
+  const known = new Map<string, OsLookUpResult>();
+  const real: { dev: string; syspath: string }[] = [];
+  links.forEach((dev, i) => {
+    const link = `/sys/dev/block/${dev}`;
+    const [self, slaves] = [first[2 * i], first[2 * i + 1]];
+    known.set(lookUpKey("readLink", link), self);
+    if (self !== undefined && "error" in self && self.error.errno === ENOENT) {
+      known.set(lookUpKey("realPath", link), self); // no such link: realpath() fails alike
+    }
+    if (self === undefined || !("value" in self)) return;
+    const syspath = sysfsLinkTarget(link, self.value as string);
+    if (syspath === undefined) return;
+    if (syspath.includes("/devices/virtual/block/")) {
+      known.set(lookUpKey("readDir", `${syspath}/slaves`), slaves);
+    } else {
+      real.push({ dev, syspath });
+    }
+  });
+  if (real.length > 0) {
+    const second = await os.lookUp(real.flatMap(({ dev }): OsLookUp[] => {
+      const [major, minor] = dev.split(":").map(Number);
+      return [
+        { method: "readFile", path: `/sys/dev/block/${dev}/uevent` },
+        { method: "readLink", path: `/sys/dev/block/${dev}/subsystem` },
+        { method: "readFile", path: udevDbPath("b", major, minor) },
+      ];
+    }));
+    real.forEach(({ dev, syspath }, i) => {
+      const [major, minor] = dev.split(":").map(Number);
+      known.set(lookUpKey("readFile", `${syspath}/uevent`), second[3 * i]);
+      known.set(lookUpKey("readLink", `${syspath}/subsystem`), second[3 * i + 1]);
+      known.set(lookUpKey("readFile", udevDbPath("b", major, minor)), second[3 * i + 2]);
+    });
+  }
+  return withKnown(os, known);
 }
 
 /** A virtual device (dm, md, loop, partitions of them): its `slaves/` symlinks, in turn. */

@@ -11,8 +11,9 @@ import type { Agent } from "../../agent.ts";
 import { t } from "../../dispatch/schema.ts";
 import { defineCommand } from "../../dispatch/table.ts";
 import { genericError } from "../../errors.ts";
+import type { StatfsResult } from "../../platform/disks.ts";
 import type { MountEntry } from "../../system/mounts.ts";
-import { type DeviceWalk, walkDevice } from "./address.ts";
+import { type DeviceWalk, readAhead, walkDevice } from "./address.ts";
 import { listDisks } from "./get_disks.ts";
 import {
   type FilesystemInfo,
@@ -48,12 +49,11 @@ async function eachMount<T>(
 }
 
 /** One filesystem's entry: its devices' addresses, and sizes when statvfs answers. */
-async function filesystemInfo(
-  agent: Agent,
+function filesystemInfo(
   mount: MountEntry,
   walk: DeviceWalk,
-): Promise<FilesystemInfo> {
-  const st = await agent.platform.disks.statfs(mount.path);
+  st: StatfsResult,
+): FilesystemInfo {
   // qemu-ga computes in unsigned long.
   const sizes = st.ok
     ? {
@@ -100,14 +100,20 @@ export const guestGetFsinfo = defineCommand({
     const mounts = await agent.platform.mounts();
     // qemu-ga stops at the first mount whose devices it cannot walk; sysfs walks do not hang,
     // so all run first and statvfs (which can, on a dead mount) only when none failed.
+    // The files every walk starts with, read in one go.
+    const os = await readAhead(agent.platform.os, mounts);
     const walks = await eachMount(mounts, async (m) => {
       const walk: DeviceWalk = { disks: [] };
-      await walkDevice(agent.platform.os, `/sys/dev/block/${m.devmajor}:${m.devminor}`, walk);
+      await walkDevice(os, `/sys/dev/block/${m.devmajor}:${m.devminor}`, walk);
       return walk;
     });
     const failed = walks.find((w) => w.error !== undefined);
     if (failed !== undefined) throw genericError(failed.error!);
-    const list = await eachMount(mounts, (m, i) => filesystemInfo(agent, m, walks[i]));
+    const { disks } = agent.platform;
+    const sizes = disks.statfsAll !== undefined
+      ? await disks.statfsAll(mounts.map((m) => m.path))
+      : await eachMount(mounts, (m) => disks.statfs(m.path));
+    const list = mounts.map((m, i) => filesystemInfo(m, walks[i], sizes[i]));
     // qemu-ga prepends each mount's entry.
     return list.reverse();
   },
