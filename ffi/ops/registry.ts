@@ -19,3 +19,4 @@ export { thaw } from "./thaw.ts";
 export { statfs } from "./statfs.ts";
 export { fitrim } from "./fitrim.ts";
 export { settimeofday } from "./settimeofday.ts";
+export { nvmeSmart } from "./nvme_smart.ts";
