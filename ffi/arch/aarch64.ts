@@ -46,5 +46,10 @@ export const AARCH64: Arch = {
     timeval: { size: 16, sec: 0, usec: 8 },
     epollEvent: { size: 16, events: 0 }, // u32 events, 4 bytes padding, u64 data
     flock: { size: 32, type: 0, whence: 2 },
+    nvmeAdminCmd: { size: 72, opcode: 0, nsid: 4, addr: 24, dataLen: 36, cdw10: 40 },
+  },
+  ioctl: {
+    // _IOWR('N', 0x41, 72 bytes): dir 3 << 30 | size 72 << 16 | 'N' << 8 | 0x41.
+    nvmeAdminCmd: 0xC0484E41,
   },
 };

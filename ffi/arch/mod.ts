@@ -92,6 +92,25 @@ export interface StructLayouts {
   readonly epollEvent: { readonly size: number; readonly events: number };
   /** `struct flock` (l_type, l_whence, l_start, l_len, l_pid). */
   readonly flock: { readonly size: number; readonly type: number; readonly whence: number };
+  /**
+   * `struct nvme_admin_cmd` = `struct nvme_passthru_cmd` (linux/nvme_ioctl.h): u8 opcode, u8
+   * flags, u16 rsvd1, u32 nsid, u32 cdw2, u32 cdw3, u64 metadata, u64 addr, u32 metadata_len,
+   * u32 data_len, u32 cdw10..cdw15, u32 timeout_ms, u32 result.
+   */
+  readonly nvmeAdminCmd: {
+    readonly size: number;
+    readonly opcode: number;
+    readonly nsid: number;
+    readonly addr: number;
+    readonly dataLen: number;
+    readonly cdw10: number;
+  };
+}
+
+/** ioctl request numbers whose encoding depends on a struct size. */
+export interface IoctlNumbers {
+  /** `NVME_IOCTL_ADMIN_CMD`: `_IOWR('N', 0x41, struct nvme_admin_cmd)`. */
+  readonly nvmeAdminCmd: number;
 }
 
 /** Everything architecture-specific about one machine. */
@@ -102,6 +121,8 @@ export interface Arch {
   readonly sys: SyscallNumbers;
   /** Struct layouts. */
   readonly layout: StructLayouts;
+  /** ioctl request numbers. */
+  readonly ioctl: IoctlNumbers;
 }
 
 /** This machine's description, or undefined on a platform the agent has none for. */

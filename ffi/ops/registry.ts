@@ -20,3 +20,4 @@ export { statfs } from "./statfs.ts";
 export { fitrim } from "./fitrim.ts";
 export { settimeofday } from "./settimeofday.ts";
 export { chain } from "./chain.ts";
+export { nvmeSmart } from "./nvme_smart.ts";

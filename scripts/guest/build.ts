@@ -108,6 +108,17 @@ export const MODULES = [
   "mbcache",
   "crc16",
   "ext4",
+  // NVMe (the libvirt e2e domain has an NVMe disk: guest-get-disks' `smart`). The crc modules
+  // before crc_t10dif and crc64_rocksoft are their softdeps: the algorithms they look up at load.
+  "crct10dif_common",
+  "crct10dif_generic",
+  "crc_t10dif",
+  "crc64",
+  "crc64_rocksoft_generic",
+  "crc64_rocksoft",
+  "t10_pi",
+  "nvme_core",
+  "nvme",
 ] as const;
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
@@ -562,9 +573,12 @@ say "early userspace"
 for m in ${MODULES.join(" ")}; do
   insmod /lib/modules/$m.ko || say "insmod $m failed"
 done
+# An NVMe controller (PCI class 0x010802) probes asynchronously: wait for its first namespace too.
+nvme=$(grep -l '^0x010802' /sys/bus/pci/devices/*/class 2>/dev/null)
 i=0
 while [ $i -lt 100 ]; do
-  [ -e /dev/vda ] && ls /sys/class/virtio-ports/*/name >/dev/null 2>&1 && break
+  [ -e /dev/vda ] && ls /sys/class/virtio-ports/*/name >/dev/null 2>&1 &&
+    { [ -z "$nvme" ] || [ -e /dev/nvme0n1 ]; } && break
   i=$((i + 1)); sleep 0.05
 done
 mkdir -p /dev/virtio-ports

@@ -27,7 +27,7 @@ import {
   startLibvirtd,
   type VirshResult,
 } from "../fixtures/libvirt/daemon.ts";
-import { domainXml, makeDisk } from "../fixtures/libvirt/domain.ts";
+import { domainXml, makeDisk, makeNvmeDisk } from "../fixtures/libvirt/domain.ts";
 import {
   type Agent,
   agentCommand,
@@ -356,6 +356,7 @@ async function bootAndRun(
   };
   try {
     await makeDisk(`${dir}/disk.img`);
+    await makeNvmeDisk(`${dir}/nvme.img`);
     const xml = `${dir}/domain.xml`;
     await Deno.writeTextFile(
       xml,
@@ -364,6 +365,7 @@ async function bootAndRun(
         kernel: image.kernel,
         initrd: image.initrd,
         disk: `${dir}/disk.img`,
+        nvmeDisk: `${dir}/nvme.img`,
         consoleLog,
         append: ["denoga.noticks"],
       }),

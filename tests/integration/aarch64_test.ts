@@ -2,8 +2,8 @@
  * The aarch64 half of the FFI layer, for real: the unit tests of the raw-syscall trampoline, the
  * file system calls, libc, and the virtio/isa/listen channels run under the aarch64 Deno of the
  * same version in qemu-user (tests/fixtures/arm64.ts), so the aarch64 machine code, system call
- * numbers and struct layouts (`ffi/arch/aarch64.ts`: epoll_event, statfs, fstrim_range, timeval)
- * are exercised, not just written down.
+ * numbers and struct layouts (`ffi/arch/aarch64.ts`: epoll_event, statfs, fstrim_range, timeval,
+ * nvme_admin_cmd) are exercised, not just written down.
  *
  * Skipped there, because emulation cannot do them (DENOGA_UNDER_QEMU_USER=1,
  * tests/fixtures/emulation.ts): tests that start `Deno.execPath()` in a child process (an aarch64
@@ -29,6 +29,7 @@ const FILES = [
   "tests/unit/ffi_statfs_test.ts",
   "tests/unit/ffi_sysfs_test.ts",
   "tests/unit/ffi_fitrim_test.ts",
+  "tests/unit/ffi_nvme_test.ts",
   "tests/unit/ffi_clock_test.ts",
   "tests/unit/channels_virtio_test.ts",
   "tests/unit/channels_isa_test.ts",

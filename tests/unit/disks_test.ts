@@ -43,6 +43,15 @@ function agentOver(
       disks: {
         statfs: disks.statfs ?? (() => Promise.reject(new Error("statfs not expected"))),
         fitrim: disks.fitrim ?? (() => Promise.reject(new Error("fitrim not expected"))),
+        // By default every NVMe disk's log page is unreadable, so `smart` is omitted.
+        nvmeSmart: disks.nvmeSmart ??
+          (() =>
+            Promise.resolve({
+              ok: false,
+              stage: "ioctl",
+              errno: 25,
+              strerror: "Inappropriate ioctl for device",
+            })),
       },
     }),
   });
@@ -331,6 +340,59 @@ Deno.test("get-disks: disks, partitions, dependencies, aliases, addresses, newes
     for (const p of ["/dev/vda1", "/dev/vda2", "/dev/vdb2", "/dev/loop1p1"]) {
       assertEquals(names.includes(p), true, p);
     }
+  } finally {
+    await fs.dispose();
+  }
+});
+
+Deno.test("get-disks: an NVMe disk gets its SMART log page as `smart`; only NVMe disks are asked", async () => {
+  const fs = await fakeTree();
+  try {
+    const page = await Deno.readFile(
+      new URL("../fixtures/nvme_smart/distinct.bin", import.meta.url),
+    );
+    const asked: string[] = [];
+    const agent = agentOver(fs.root, [], {
+      nvmeSmart: (device) => {
+        asked.push(String(device));
+        return Promise.resolve({ ok: true, log: page.slice().buffer });
+      },
+    });
+    const reply = await guestGetDisks.run({}, agent) as { name: string; smart?: unknown }[];
+    assertEquals(asked, ["/dev/nvme0n1"]);
+    const withSmart = reply.filter((d) => d.smart !== undefined).map((d) => d.name);
+    assertEquals(withSmart, ["/dev/nvme0n1"]);
+    const smart = reply.find((d) => d.name === "/dev/nvme0n1")?.smart;
+    const counter = (i: number, name: string) => ({
+      [`${name}-lo`]: 0xfedcba9876543210n + BigInt(i),
+      [`${name}-hi`]: BigInt(i + 1),
+    });
+    assertEquals(smart, {
+      type: "nvme",
+      "critical-warning": 5,
+      temperature: 323,
+      "available-spare": 100,
+      "available-spare-threshold": 10,
+      "percentage-used": 255,
+      ...counter(0, "data-units-read"),
+      ...counter(1, "data-units-written"),
+      ...counter(2, "host-read-commands"),
+      ...counter(3, "host-write-commands"),
+      ...counter(4, "controller-busy-time"),
+      ...counter(5, "power-cycles"),
+      ...counter(6, "power-on-hours"),
+      ...counter(7, "unsafe-shutdowns"),
+      ...counter(8, "media-errors"),
+      ...counter(9, "number-of-error-log-entries"),
+    });
+    // The writer prints the bigints exactly, in QEMU's member order.
+    const line = toJson(smart as ReplyValue);
+    assertEquals(line.includes('"data-units-read-lo": 18364758544493064720'), true, line);
+    assertEquals(
+      line.startsWith('{"available-spare": 100, "host-write-commands-hi": 4,'),
+      true,
+      line,
+    );
   } finally {
     await fs.dispose();
   }

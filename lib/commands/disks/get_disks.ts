@@ -4,16 +4,18 @@
  * virtual device, its `slaves/` as dependencies, then its partitions (`<disk>N`, `<disk>pN`)
  * with the disk as their dependency. The list comes out newest first, as qemu-ga prepends.
  *
- * NVMe disks: qemu-ga adds their SMART log (`smart`), read with the NVMe admin-command ioctl;
- * ffi/ has no such call yet, so `smart` is omitted — as qemu-ga does when that ioctl fails.
+ * A disk whose address says bus type `nvme` also gets its SMART / Health log page as `smart`
+ * (read through the `disks` facet); when that fails qemu-ga only logs it, so `smart` is omitted.
  *
  * @module
  */
 
 import { genericError } from "../../errors.ts";
+import type { DiskSyscalls } from "../../platform/disks.ts";
 import { type OsFiles, toOsFileError } from "../../platform/files.ts";
+import { parseNvmeSmartLog } from "../../system/nvme_smart.ts";
 import { walkDevice } from "./address.ts";
-import type { DiskAddress, DiskInfo } from "./types.ts";
+import type { DiskAddress, DiskInfo, DiskSmart } from "./types.ts";
 import { udevDevice } from "./udev.ts";
 
 const decoder = new TextDecoder();
@@ -24,10 +26,11 @@ interface MutableDiskInfo {
   dependencies?: string[];
   address?: DiskAddress;
   alias?: string;
+  smart?: DiskSmart;
 }
 
 /** The whole reply. */
-export async function listDisks(os: OsFiles): Promise<DiskInfo[]> {
+export async function listDisks(os: OsFiles, syscalls: DiskSyscalls): Promise<DiskInfo[]> {
   let names: string[];
   try {
     names = await os.readDir("/sys/block");
@@ -60,9 +63,45 @@ export async function listDisks(os: OsFiles): Promise<DiskInfo[]> {
       disk.address = walk.disks[0];
     }
     disk.dependencies = await dependencies(os, diskDir);
+    if (disk.address?.["bus-type"] === "nvme") disk.smart = await nvmeSmart(syscalls, disk.name);
     list.unshift(...(await partitions(os, name, diskDir, udev.devnode)).toReversed());
   }
   return list;
+}
+
+/** The disk's SMART log page as GuestDiskSmart; undefined when it cannot be read. */
+async function nvmeSmart(syscalls: DiskSyscalls, device: string): Promise<DiskSmart | undefined> {
+  const r = await syscalls.nvmeSmart(device);
+  if (!r.ok) return undefined;
+  const log = parseNvmeSmartLog(new Uint8Array(r.log));
+  return {
+    type: "nvme",
+    "critical-warning": log.criticalWarning,
+    temperature: log.temperature,
+    "available-spare": log.availableSpare,
+    "available-spare-threshold": log.availableSpareThreshold,
+    "percentage-used": log.percentageUsed,
+    "data-units-read-lo": log.dataUnitsRead.lo,
+    "data-units-read-hi": log.dataUnitsRead.hi,
+    "data-units-written-lo": log.dataUnitsWritten.lo,
+    "data-units-written-hi": log.dataUnitsWritten.hi,
+    "host-read-commands-lo": log.hostReadCommands.lo,
+    "host-read-commands-hi": log.hostReadCommands.hi,
+    "host-write-commands-lo": log.hostWriteCommands.lo,
+    "host-write-commands-hi": log.hostWriteCommands.hi,
+    "controller-busy-time-lo": log.controllerBusyTime.lo,
+    "controller-busy-time-hi": log.controllerBusyTime.hi,
+    "power-cycles-lo": log.powerCycles.lo,
+    "power-cycles-hi": log.powerCycles.hi,
+    "power-on-hours-lo": log.powerOnHours.lo,
+    "power-on-hours-hi": log.powerOnHours.hi,
+    "unsafe-shutdowns-lo": log.unsafeShutdowns.lo,
+    "unsafe-shutdowns-hi": log.unsafeShutdowns.hi,
+    "media-errors-lo": log.mediaErrors.lo,
+    "media-errors-hi": log.mediaErrors.hi,
+    "number-of-error-log-entries-lo": log.numberOfErrorLogEntries.lo,
+    "number-of-error-log-entries-hi": log.numberOfErrorLogEntries.hi,
+  };
 }
 
 /** Whether the entry is of that kind without following it (qemu-ga's `d_type`). */

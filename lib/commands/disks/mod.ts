@@ -2,7 +2,7 @@
  * guest-get-fsinfo, guest-get-disks and guest-fstrim (§3.9), over the fsfreeze mount list.
  *
  * The sysfs walk (`address.ts`) and the disk listing (`get_disks.ts`) read through the `os`
- * facet; statvfs and FITRIM go through the `disks` facet, off the event loop.
+ * facet; statvfs, FITRIM and the NVMe SMART log go through the `disks` facet, off the event loop.
  *
  * @module
  */
@@ -125,7 +125,7 @@ export const guestGetDisks = defineCommand({
   summary: "List block devices and their partitions, dependencies and addresses",
   args: [],
   returns: t.list(guestDiskInfo),
-  run: (_args, agent) => listDisks(agent.platform.os),
+  run: (_args, agent) => listDisks(agent.platform.os, agent.platform.disks),
 });
 
 /** Discards unused blocks of every mounted filesystem. */

@@ -59,7 +59,7 @@ export const guestDiskAddress = t.struct("GuestDiskAddress", [
   { name: "ccw-address", type: guestCcwAddress, optional: true },
 ]);
 
-const uint64 = (name: string) => ({ name, type: t.uint64 });
+const uint64 = <N extends string>(name: N) => ({ name, type: t.uint64 });
 
 /**
  * GuestDiskSmart: a union on `type` whose only branch, `nvme`, flattens GuestNVMeSmart; declared
@@ -132,6 +132,8 @@ export const guestFilesystemTrimResponse = t.struct("GuestFilesystemTrimResponse
 export type DiskAddress = Returned<typeof guestDiskAddress>;
 /** A GuestDiskBusType value. */
 export type DiskBusType = Returned<typeof guestDiskBusType>;
+/** A GuestDiskSmart as guest-get-disks returns it. */
+export type DiskSmart = Returned<typeof guestDiskSmart>;
 /** A GuestDiskInfo as guest-get-disks returns it. */
 export type DiskInfo = Returned<typeof guestDiskInfo>;
 /** A GuestFilesystemInfo as guest-get-fsinfo returns it. */
