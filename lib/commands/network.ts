@@ -16,7 +16,14 @@ import type { Agent } from "../agent.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError } from "../errors.ts";
-import { OsFileError } from "../platform/files.ts";
+import {
+  lookUpKey,
+  OsFileError,
+  type OsFiles,
+  type OsLookUp,
+  type OsLookUpResult,
+  withKnown,
+} from "../platform/files.ts";
 import { formatIpv6, netmaskPrefix, parseIpv6 } from "../system/inet.ts";
 import { type NetDevLine, type NetDevStats, parseProcNetDev } from "../system/proc_net_dev.ts";
 import { parseIpv4Routes, parseIpv6Routes } from "../system/proc_net_route.ts";
@@ -144,15 +151,39 @@ function hardwareDevice(name: string): string | undefined {
   return device;
 }
 
+/** The link names /proc/net/dev listed last time, per file facet: the likely ones this time. */
+const lastLinkNames = new WeakMap<object, readonly string[]>();
+
+/**
+ * `os` with /proc/net/dev and the `address` attributes of the likely interfaces (those with
+ * addresses and those /proc/net/dev listed last time) read in one look-up; whatever the reply
+ * turns out to need beyond them is read as usual.
+ */
+async function readAhead(agent: Agent, addressed: readonly string[]): Promise<OsFiles> {
+  const os = agent.platform.os;
+  if (os.lookUp === undefined) return os;
+  const names = new Set([...lastLinkNames.get(os) ?? [], ...addressed]);
+  const list: OsLookUp[] = [{ method: "readFile", path: "/proc/net/dev" }];
+  for (const name of names) {
+    const device = hardwareDevice(name);
+    if (device !== undefined) {
+      list.push({ method: "readFile", path: `/sys/class/net/${device}/address` });
+    }
+  }
+  const answers = await os.lookUp(list);
+  const known = new Map<string, OsLookUpResult>();
+  list.forEach((l, i) => known.set(lookUpKey(l.method, l.path), answers[i]));
+  return withKnown(os, known);
+}
+
 /**
  * SIOCGIFHWADDR through sysfs for each name, in one look-up where the facet has one;
  * undefined where the ioctl would fail (no such device).
  */
 async function hardwareAddresses(
-  agent: Agent,
+  os: OsFiles,
   names: readonly string[],
 ): Promise<(string | undefined)[]> {
-  const os = agent.platform.os;
   const paths = names.map((name) => {
     const device = hardwareDevice(name);
     return device === undefined ? undefined : `/sys/class/net/${device}/address`;
@@ -211,10 +242,12 @@ export const guestNetworkGetInterfaces = defineCommand({
       const text = e instanceof OsFileError ? e.text : String(e);
       throw genericError(`getifaddrs failed: ${text}`);
     }
-    const dev = await agent.platform.os.readFile("/proc/net/dev").then(
+    const ahead = await readAhead(agent, entries.map((e) => e.name));
+    const dev = await ahead.readFile("/proc/net/dev").then(
       (b) => parseProcNetDev(new TextDecoder().decode(b)),
       () => undefined,
     );
+    if (dev !== undefined) lastLinkNames.set(agent.platform.os, dev.map((l) => l.name));
     const byName = new Map<string, Interface>();
     const named = (name: string) => {
       let i = byName.get(name);
@@ -231,7 +264,7 @@ export const guestNetworkGetInterfaces = defineCommand({
     }
     const excluded = globMatcher(agent.options.excludeInterfaces ?? []);
     const shown = [...byName.values()].filter((i) => !excluded(i.name));
-    const hardware = await hardwareAddresses(agent, shown.map((i) => i.name));
+    const hardware = await hardwareAddresses(ahead, shown.map((i) => i.name));
     shown.forEach((i, n) => i.hardwareAddress = hardware[n]);
     const statsOf = new Map<string, NetDevStats>();
     for (const l of dev ?? []) {

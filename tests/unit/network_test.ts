@@ -133,6 +133,46 @@ Deno.test("get-interfaces: links in /proc/net/dev order, then new names; qemu-ga
   });
 });
 
+Deno.test("get-interfaces: later polls see changed addresses and links", async () => {
+  const files = { "/proc/net/dev": DEV, ...sysFiles(["lo", "eth0", "tun0", "ib0", "veth9"]) };
+  await withAgent(files, facet(ADDRESSES), {}, async (agent) => {
+    assertEquals(json(await guestNetworkGetInterfaces.run({}, agent)), FULL);
+    assertEquals(json(await guestNetworkGetInterfaces.run({}, agent)), FULL);
+  });
+  const root = await Deno.makeTempDir({ prefix: "denoga-network-" });
+  try {
+    await layout(root, { "/proc/net/dev": DEV, ...sysFiles(Object.keys(SYS)) });
+    const agent = new Agent({
+      table: commandTable(),
+      options: { blockedRpcs: [] },
+      state: new StateDir("/nonexistent"),
+      log: new Logger({ verbose: false, sink: { write() {} } }),
+      platform: fakePlatform({ os: osFiles(root), network: facet(ADDRESSES) }),
+    });
+    assertEquals(json(await guestNetworkGetInterfaces.run({}, agent)), FULL);
+    // tun0 gets an address, veth9 goes, sit9 comes
+    await Deno.writeTextFile(`${root}/sys/class/net/tun0/address`, "0a:01:02:03:04:05\n");
+    const lines = DEV.split("\n").filter((l) => !l.includes("veth9"));
+    lines.splice(
+      4,
+      0,
+      "  sit9:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0",
+    );
+    await Deno.writeTextFile(`${root}/proc/net/dev`, lines.join("\n"));
+    const reply = json(await guestNetworkGetInterfaces.run({}, agent));
+    assertEquals(
+      reply,
+      FULL.replace(
+        '{"name": "tun0", "hardware-address": "00:00:00:00:00:00"}',
+        '{"name": "sit9", "hardware-address": "0a:01:02:03:00:00"}, {"name": "tun0", "hardware-address": "0a:01:02:03:04:05"}',
+      )
+        .replace(', {"name": "veth9", "hardware-address": "0a:0b:00:00:00:00"}', ""),
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("get-interfaces: without /proc/net/dev, links by ifindex and no statistics", async () => {
   const files = sysFiles(["veth9", "lo", "tun0", "sit9"]);
   await withAgent(files, facet(ADDRESSES.slice(0, 1)), {}, async (agent) => {

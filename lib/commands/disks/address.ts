@@ -167,23 +167,40 @@ export async function readAhead(
       real.push({ dev, syspath });
     }
   });
+  // The `driver` links of the PCI functions on each device's path, which a PCI walk reads.
+  const drivers = [...new Set(real.flatMap(({ syspath }) => pciDriverLinks(syspath)))];
   if (real.length > 0) {
-    const second = await os.lookUp(real.flatMap(({ dev }): OsLookUp[] => {
-      const [major, minor] = dev.split(":").map(Number);
-      return [
-        { method: "readFile", path: `/sys/dev/block/${dev}/uevent` },
-        { method: "readLink", path: `/sys/dev/block/${dev}/subsystem` },
-        { method: "readFile", path: udevDbPath("b", major, minor) },
-      ];
-    }));
+    const second = await os.lookUp(
+      real.flatMap(({ dev }): OsLookUp[] => {
+        const [major, minor] = dev.split(":").map(Number);
+        return [
+          { method: "readFile", path: `/sys/dev/block/${dev}/uevent` },
+          { method: "readLink", path: `/sys/dev/block/${dev}/subsystem` },
+          { method: "readFile", path: udevDbPath("b", major, minor) },
+        ];
+      }).concat(drivers.map((path) => ({ method: "readLink", path }))),
+    );
     real.forEach(({ dev, syspath }, i) => {
       const [major, minor] = dev.split(":").map(Number);
       known.set(lookUpKey("readFile", `${syspath}/uevent`), second[3 * i]);
       known.set(lookUpKey("readLink", `${syspath}/subsystem`), second[3 * i + 1]);
       known.set(lookUpKey("readFile", udevDbPath("b", major, minor)), second[3 * i + 2]);
     });
+    drivers.forEach((path, i) => {
+      known.set(lookUpKey("readLink", path), second[3 * real.length + i]);
+    });
   }
   return withKnown(os, known);
+}
+
+/** The `driver` link of every PCI function on a device's sysfs path, root first. */
+function pciDriverLinks(syspath: string): string[] {
+  if (!syspath.includes("/devices/pci")) return [];
+  const links: string[] = [];
+  for (let f = pciRootFunction(syspath); f !== undefined; f = pciNextFunction(syspath, f.end)) {
+    links.push(`${syspath.slice(0, f.end)}/driver`);
+  }
+  return links;
 }
 
 /** A virtual device (dm, md, loop, partitions of them): its `slaves/` symlinks, in turn. */
