@@ -7,6 +7,7 @@
 
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
+import { printOnce } from "../protocol/writer.ts";
 import { QGA_COMPAT_VERSION } from "../version.ts";
 
 /** Reports the agent version and the command table. */
@@ -26,15 +27,43 @@ export const guestInfo = defineCommand({
     },
   ]),
   allowedWhileFrozen: true,
-  run: (_args, agent) => ({
-    version: QGA_COMPAT_VERSION,
-    supported_commands: agent.table.commands.map((c) => ({
-      name: c.name,
-      enabled: agent.isEnabled(c.name),
-      "success-response": c.successResponse,
-    })).reverse(),
-  }),
+  run: (_args, agent) => {
+    const commands = agent.table.commands;
+    const enabled = commands.map((c) => agent.isEnabled(c.name));
+    // The reply changes only with the enabled states (a freeze, the allow and block lists).
+    const key = enabled.map((e) => e ? "1" : "0").join("");
+    const last = lastReplies.get(agent);
+    if (last !== undefined && last.key === key && last.commands === commands) return last.reply;
+    const reply = printOnce(deepFreeze({
+      version: QGA_COMPAT_VERSION,
+      supported_commands: commands.map((c, i) => ({
+        name: c.name,
+        enabled: enabled[i],
+        "success-response": c.successResponse,
+      })).reverse(),
+    }));
+    lastReplies.set(agent, { key, commands, reply });
+    return reply;
+  },
 });
+
+/** The last reply per agent, with the enabled states and the table it was built from. */
+const lastReplies = new WeakMap<object, { key: string; commands: unknown; reply: GuestInfo }>();
+
+interface GuestInfo {
+  readonly version: string;
+  readonly supported_commands: readonly {
+    readonly name: string;
+    readonly enabled: boolean;
+    readonly "success-response": boolean;
+  }[];
+}
+
+function deepFreeze(info: GuestInfo): GuestInfo {
+  for (const c of info.supported_commands) Object.freeze(c);
+  Object.freeze(info.supported_commands);
+  return Object.freeze(info);
+}
 
 /** The family, for the command table. */
 export const infoCommands = [guestInfo];

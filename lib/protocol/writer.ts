@@ -43,6 +43,27 @@ let verbatims: string[] = [];
  * without building one big string first.
  */
 export function toJsonChunks(value: ReplyValue): string[] {
+  const kept = typeof value === "object" && value !== null ? printed.get(value) : undefined;
+  if (kept !== undefined) return [...kept];
+  const chunks = printChunks(value);
+  if (printOnceValues.has(value as object)) printed.set(value as object, [...chunks]);
+  return chunks;
+}
+
+/** Values marked by {@link printOnce}, and the text of those printed so far. */
+const printOnceValues = new WeakSet<object>();
+const printed = new WeakMap<object, readonly string[]>();
+
+/**
+ * Marks a reply value that will never change again, so {@link toJsonChunks} prints it once and
+ * hands out that text while the value lives (a reply sent on every poll, such as guest-info's).
+ */
+export function printOnce<T extends object>(value: T): T {
+  printOnceValues.add(value);
+  return value;
+}
+
+function printChunks(value: ReplyValue): string[] {
   const outer = verbatims;
   verbatims = [];
   try {
