@@ -68,6 +68,8 @@ export interface WriteOptions {
 export interface OsLookUp {
   readonly method: "readFile" | "readLink" | "readDir";
   readonly path: string;
+  /** readFile: the most bytes looked for (default one page); a longer file is asked again. */
+  readonly size?: number;
 }
 
 /**
@@ -151,6 +153,16 @@ export function withKnown(os: OsFiles, known: ReadonlyMap<string, OsLookUpResult
     chown: (path, uid, gid) => os.chown(path, uid, gid),
     rename: (from, to) => os.rename(from, to),
     remove: (path) => os.remove(path),
+    ...(os.lookUp === undefined ? {} : {
+      lookUp: async (list: readonly OsLookUp[]) => {
+        // Only what `known` lacks is asked, in one look-up.
+        const keys = list.map((l) => lookUpKey(l.method, l.path));
+        const missing = list.filter((_, i) => !known.has(keys[i]));
+        const asked = missing.length > 0 ? await os.lookUp!(missing) : [];
+        let next = 0;
+        return keys.map((k) => known.has(k) ? known.get(k) : asked[next++]);
+      },
+    }),
   };
 }
 
@@ -262,7 +274,9 @@ export function osFiles(root: string): OsFiles {
     lookUp: async (list) => {
       const { lookUp } = await (chainModule ??= import("../../ffi/sysfs.ts"));
       const kinds = { readFile: "read", readLink: "readlink", readDir: "list" } as const;
-      const answers = await lookUp(list.map((l) => ({ kind: kinds[l.method], path: at(l.path) })));
+      const answers = await lookUp(
+        list.map((l) => ({ kind: kinds[l.method], path: at(l.path), size: l.size })),
+      );
       return answers.map((a, i): OsLookUpResult => {
         const { method, path } = list[i];
         if (a.incomplete) return undefined;

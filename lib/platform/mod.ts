@@ -17,7 +17,7 @@
 
 import type { FileSyscalls } from "../../ffi/file.ts";
 import type { FreezeSyscalls } from "../../ffi/fsfreeze.ts";
-import type { MountEntry } from "../system/mounts.ts";
+import type { MountEntry, MountFiles } from "../system/mounts.ts";
 import type { Clock } from "./clock.ts";
 import type { DiskSyscalls } from "./disks.ts";
 import type { ExecFacet } from "./exec.ts";
@@ -44,8 +44,11 @@ export interface Platform {
   readonly files: FileSyscalls;
   /** FIFREEZE/FITHAW of one mount point. */
   readonly freeze: FreezeSyscalls;
-  /** The fsfreeze mount list (also fsinfo and fstrim). */
-  readonly mounts: () => Promise<MountEntry[]>;
+  /**
+   * The fsfreeze mount list (also fsinfo and fstrim); `files`: where to read the mount table
+   * (a file facet holding it read ahead), by default the `os` facet.
+   */
+  readonly mounts: (files?: MountFiles) => Promise<MountEntry[]>;
   /** Helper programs (hooks, shutdown, hwclock, chpasswd, suspend). */
   readonly run: RunCommand;
   /** A helper's exit status, -1 when it cannot be started (qemu-ga's run_process_child). */
@@ -103,7 +106,8 @@ export function systemPlatform(): Platform {
   return {
     files: lazyFacet(() => import("../../ffi/file.ts").then((m) => m.fileSyscalls)),
     freeze: lazyFacet(() => import("../../ffi/fsfreeze.ts").then((m) => m.freezeSyscalls)),
-    mounts: async () => (await (mountList ??= import("../system/mounts.ts"))).buildMountList(os),
+    mounts: async (files) =>
+      (await (mountList ??= import("../system/mounts.ts"))).buildMountList(files ?? os),
     run: runCommand,
     runStatus,
     runOutput,

@@ -203,6 +203,42 @@ function pciDriverLinks(syspath: string): string[] {
   return links;
 }
 
+/** The look-ups the last fsinfo made, per file facet: what the next one most likely needs. */
+const lastLookUps = new WeakMap<object, { list: readonly OsLookUp[]; mountTable: number }>();
+
+/** The mount table fsinfo reads (the `mounts` facet's). */
+const MOUNTINFO = "/proc/self/mountinfo";
+
+/**
+ * `os` with the mount table and everything the last fsinfo looked up read in one look-up; a
+ * walk then asks only what that did not cover. Nothing is kept from one poll to the next but
+ * the list of paths: every answer is read anew.
+ */
+export async function readAheadAsLastTime(os: OsFiles): Promise<OsFiles> {
+  if (os.lookUp === undefined) return os;
+  const last = lastLookUps.get(os);
+  // The table's size last time, with room to grow: one read takes it all.
+  const size = Math.max(16384, 2 * (last?.mountTable ?? 0));
+  const list: OsLookUp[] = [{ method: "readFile", path: MOUNTINFO, size }, ...last?.list ?? []];
+  const answers = await os.lookUp(list);
+  const known = new Map<string, OsLookUpResult>();
+  list.forEach((l, i) => known.set(lookUpKey(l.method, l.path), answers[i]));
+  const table = answers[0];
+  const mountTable = table !== undefined && "value" in table
+    ? (table.value as Uint8Array).length
+    : last?.mountTable ?? 0;
+  const ahead = withKnown(os, known);
+  const asked: OsLookUp[] = [];
+  lastLookUps.set(os, { list: asked, mountTable });
+  return {
+    ...ahead,
+    lookUp: (more) => {
+      asked.push(...more);
+      return ahead.lookUp!(more);
+    },
+  };
+}
+
 /** A virtual device (dm, md, loop, partitions of them): its `slaves/` symlinks, in turn. */
 async function walkVirtualDevice(os: OsFiles, syspath: string, walk: DeviceWalk): Promise<void> {
   const dir = `${syspath}/slaves`;

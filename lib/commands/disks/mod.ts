@@ -13,7 +13,7 @@ import { defineCommand } from "../../dispatch/table.ts";
 import { genericError } from "../../errors.ts";
 import type { StatfsResult } from "../../platform/disks.ts";
 import type { MountEntry } from "../../system/mounts.ts";
-import { type DeviceWalk, readAhead, walkDevice } from "./address.ts";
+import { type DeviceWalk, readAhead, readAheadAsLastTime, walkDevice } from "./address.ts";
 import { listDisks } from "./get_disks.ts";
 import {
   type FilesystemInfo,
@@ -97,11 +97,13 @@ export const guestGetFsinfo = defineCommand({
   args: [],
   returns: t.list(guestFilesystemInfo),
   run: async (_args, agent) => {
-    const mounts = await agent.platform.mounts();
+    // The mount table and the files the last poll's walks began with, in one look-up.
+    const ahead = await readAheadAsLastTime(agent.platform.os);
+    const mounts = await agent.platform.mounts(ahead);
     // qemu-ga stops at the first mount whose devices it cannot walk; sysfs walks do not hang,
     // so all run first and statvfs (which can, on a dead mount) only when none failed.
-    // The files every walk starts with, read in one go.
-    const os = await readAhead(agent.platform.os, mounts);
+    // The files every walk starts with, read in one go (unless read ahead already).
+    const os = await readAhead(ahead, mounts);
     const walks = await eachMount(mounts, async (m) => {
       const walk: DeviceWalk = { disks: [] };
       await walkDevice(os, `/sys/dev/block/${m.devmajor}:${m.devminor}`, walk);
