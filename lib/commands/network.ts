@@ -129,14 +129,17 @@ function inetNtop6(text: string): string {
   return out;
 }
 
+/** Decodes the ASCII and UTF-8 files read here. */
+const utf8 = new TextDecoder();
+
 /** The device links in kernel order: /proc/net/dev, else /sys/class/net by ifindex. */
 async function linkNames(agent: Agent, dev: readonly NetDevLine[] | undefined): Promise<string[]> {
   if (dev) return dev.map((l) => l.name);
   const os = agent.platform.os;
   const names = await os.readDir("/sys/class/net").catch(() => [] as string[]);
   const indexed = await Promise.all(names.map(async (name) => {
-    const text = await os.readFile(`/sys/class/net/${name}/ifindex`).catch(() => undefined);
-    return { name, index: text ? Number(new TextDecoder().decode(text).trim()) : Infinity };
+    const data = await os.readFile(`/sys/class/net/${name}/ifindex`).catch(() => undefined);
+    return { name, index: data ? Number(utf8.decode(data).trim()) : Infinity };
   }));
   return indexed.sort((a, b) => a.index - b.index).map((l) => l.name);
 }
@@ -209,8 +212,8 @@ async function hardwareAddresses(
 
 /** The `address` attribute as qemu-ga prints the six bytes it got. */
 function formatHardwareAddress(data: Uint8Array): string {
-  const text = new TextDecoder().decode(data).trim();
-  const bytes = text === "" ? [] : text.split(":").map((h) => parseInt(h, 16) & 0xff);
+  const ascii = utf8.decode(data).trim();
+  const bytes = ascii === "" ? [] : ascii.split(":").map((h) => parseInt(h, 16) & 0xff);
   return Array.from({ length: 6 }, (_, i) => (bytes[i] ?? 0).toString(16).padStart(2, "0"))
     .join(":");
 }
@@ -244,7 +247,7 @@ export const guestNetworkGetInterfaces = defineCommand({
     }
     const ahead = await readAhead(agent, entries.map((e) => e.name));
     const dev = await ahead.readFile("/proc/net/dev").then(
-      (b) => parseProcNetDev(new TextDecoder().decode(b)),
+      (b) => parseProcNetDev(utf8.decode(b)),
       () => undefined,
     );
     if (dev !== undefined) lastLinkNames.set(agent.platform.os, dev.map((l) => l.name));
@@ -286,7 +289,7 @@ export const guestNetworkGetInterfaces = defineCommand({
 /** Reads one route file; qemu-ga notes a file it cannot open and goes on with the next. */
 async function routeFile(agent: Agent, path: string): Promise<string | OsFileError> {
   try {
-    return new TextDecoder().decode(await agent.platform.os.readFile(path));
+    return utf8.decode(await agent.platform.os.readFile(path));
   } catch (e) {
     if (e instanceof OsFileError) return e;
     throw e;
