@@ -206,6 +206,9 @@ function pciDriverLinks(syspath: string): string[] {
 /** The look-ups the last fsinfo made, per file facet: what the next one most likely needs. */
 const lastLookUps = new WeakMap<object, { list: readonly OsLookUp[]; mountTable: number }>();
 
+/** Most look-ups of the last poll read ahead with the mount table. */
+const SPECULATE_AT_MOST = 64;
+
 /** The mount table fsinfo reads (the `mounts` facet's). */
 const MOUNTINFO = "/proc/self/mountinfo";
 
@@ -217,10 +220,13 @@ const MOUNTINFO = "/proc/self/mountinfo";
 export async function readAheadAsLastTime(os: OsFiles): Promise<OsFiles> {
   if (os.lookUp === undefined) return os;
   const last = lastLookUps.get(os);
-  // The table's size last time, with room to grow: one read takes it all.
+  // The table's size last time, with room to grow: one read takes it all. Past a few devices
+  // the hop saved no longer pays for answering every walk through one more layer.
   const size = Math.max(16384, 2 * (last?.mountTable ?? 0));
-  const list: OsLookUp[] = [{ method: "readFile", path: MOUNTINFO, size }, ...last?.list ?? []];
-  const answers = await os.lookUp(list);
+  const list: OsLookUp[] = (last?.list.length ?? 0) > SPECULATE_AT_MOST
+    ? []
+    : [{ method: "readFile", path: MOUNTINFO, size }, ...last?.list ?? []];
+  const answers = list.length > 0 ? await os.lookUp(list) : [];
   const known = new Map<string, OsLookUpResult>();
   list.forEach((l, i) => known.set(lookUpKey(l.method, l.path), answers[i]));
   const table = answers[0];
