@@ -16,15 +16,7 @@
 
 import assert from "node:assert/strict";
 import { type FreezeOutcome, freezeSyscalls } from "../../ffi/fsfreeze.ts";
-import {
-  blockingStats,
-  type ExecutorKind,
-  executorStatus,
-  poolStats,
-  runBlocking,
-  setExecutor,
-  shutdown,
-} from "../../ffi/blocking.ts";
+import { blockingStats, runBlocking } from "../../ffi/blocking.ts";
 import { EBUSY, ENOENT, EOPNOTSUPP } from "../../ffi/libc.ts";
 import {
   assertOwnLoopMount,
@@ -36,6 +28,7 @@ import {
   withLoopFs,
   withTmpfs,
 } from "../fixtures/loopfs.ts";
+import { EXECUTORS, usingExecutor } from "../fixtures/executors.ts";
 import { procState, threadsInD } from "../fixtures/proc.ts";
 import { track, until } from "../fixtures/wait.ts";
 
@@ -47,25 +40,6 @@ async function safetyThaw(mnt: string): Promise<void> {
 
 const OK: FreezeOutcome = { ok: true };
 
-const EXECUTORS: readonly ExecutorKind[] = ["trampoline", "worker"];
-
-/**
- * Runs `fn` with `executor` forced. The trampoline run also proves no Worker was involved; every
- * run ends with shutdown() so no worker outlives the test.
- */
-async function using(executor: ExecutorKind, fn: () => Promise<void>): Promise<void> {
-  setExecutor(executor);
-  const spawned = poolStats().spawned;
-  try {
-    assert.equal(executorStatus().active, executor);
-    await fn();
-    if (executor === "trampoline") assert.equal(poolStats().spawned, spawned, "worker spawned");
-  } finally {
-    setExecutor(undefined);
-    await shutdown();
-  }
-}
-
 for (const ex of EXECUTORS) {
   for (const type of ["ext4", "xfs"] as LoopFsType[]) {
     realTest(
@@ -73,7 +47,7 @@ for (const ex of EXECUTORS) {
         `then false [${ex}]`,
       [type],
       () =>
-        using(ex, async () => {
+        usingExecutor(ex, async () => {
           await withLoopFs(type, async (mnt) => {
             assertOwnLoopMount(mnt); // the guard: never freeze anything else
             let writer: Deno.ChildProcess | undefined;
@@ -122,7 +96,7 @@ for (const ex of EXECUTORS) {
     `a FIFREEZE stuck in the kernel leaves the event loop and the executor responsive [${ex}]`,
     ["ext4"],
     () =>
-      using(ex, async () => {
+      usingExecutor(ex, async () => {
         // `inner` lives in an image file on `outer`. With `outer` frozen, FIFREEZE on `inner` must
         // write `inner`'s dirty data and journal through its loop device into `outer`: it sleeps in
         // the kernel until `outer` is thawed.
@@ -182,7 +156,7 @@ for (const ex of EXECUTORS) {
     missingRoot(),
     `tmpfs: FIFREEZE fails with EOPNOTSUPP, reported as skipped; thaw is false [${ex}]`,
     () =>
-      using(ex, async () => {
+      usingExecutor(ex, async () => {
         await withTmpfs(async (mnt) => {
           assert.deepEqual(await freezeSyscalls.freeze(mnt), {
             ok: false,
@@ -197,7 +171,7 @@ for (const ex of EXECUTORS) {
   Deno.test(
     `open failure: reported at stage open with strerror; thaw resolves false [${ex}]`,
     () =>
-      using(ex, async () => {
+      usingExecutor(ex, async () => {
         assert.deepEqual(await freezeSyscalls.freeze("/nonexistent/denoga-freeze"), {
           ok: false,
           skipped: false,

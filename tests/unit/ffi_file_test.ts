@@ -23,6 +23,7 @@ import {
   shutdown,
 } from "../../ffi/blocking.ts";
 import { pendingSyscalls } from "../../ffi/rawsyscall.ts";
+import { EXECUTORS, usingExecutor } from "../fixtures/executors.ts";
 import {
   EAGAIN,
   EBADF,
@@ -78,28 +79,10 @@ async function mkfifo(path: string): Promise<void> {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-const EXECUTORS: readonly ExecutorKind[] = ["trampoline", "worker"];
-
-/**
- * Registers `fn` once per executor, forced for the test's duration. The trampoline run also
- * proves that no Worker was involved; every run ends with shutdown() so no worker outlives it.
- */
+/** Registers `fn` once per executor, forced for the test's duration (tests/fixtures/executors.ts). */
 function testBoth(name: string, fn: (executor: ExecutorKind) => Promise<void>): void {
   for (const executor of EXECUTORS) {
-    Deno.test(`${name} [${executor}]`, async () => {
-      setExecutor(executor);
-      const spawned = poolStats().spawned;
-      try {
-        assert.equal(executorStatus().active, executor);
-        await fn(executor);
-        if (executor === "trampoline") {
-          assert.equal(poolStats().spawned, spawned, "the trampoline run spawned a worker");
-        }
-      } finally {
-        setExecutor(undefined);
-        await shutdown();
-      }
-    });
+    Deno.test(`${name} [${executor}]`, () => usingExecutor(executor, () => fn(executor)));
   }
 }
 
