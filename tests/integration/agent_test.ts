@@ -11,6 +11,7 @@ import {
   type Agent,
   type Case,
   compareResults,
+  exec,
   type Impl,
   needQemuGa,
   realTest,
@@ -28,8 +29,6 @@ import {
 const NEED_QGA = [needQemuGa()];
 const PING = '{"execute":"guest-ping"}';
 const PONG = '{"return": {}}';
-const exec = (cmd: string, args?: string) =>
-  `{"execute":"${cmd}"${args !== undefined ? `,"arguments":${args}` : ""}}`;
 
 /** Host step: the statedir's file names (sorted) and the log file's presence. */
 function stateFiles(): Step {

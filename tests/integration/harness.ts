@@ -757,6 +757,12 @@ export const QGA72_TO_NEWEST: readonly Normalization[] = [
   },
 ];
 
+/** A request line as a host writes it: `{"execute":cmd[,"arguments":args][,"id":id]}`. */
+export const exec = (cmd: string, args?: string, id?: string): string =>
+  `{"execute":"${cmd}"${args !== undefined ? `,"arguments":${args}` : ""}${
+    id !== undefined ? `,"id":${id}` : ""
+  }}`;
+
 /** Placeholder for `guest-info`'s `version` in both agents' replies. */
 export const VERSION_PLACEHOLDER = "@VERSION@";
 

@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import {
   agentCommand,
   type Case,
+  exec,
   type Json,
   needQemuGaNewest,
   RawClient,
@@ -22,9 +23,6 @@ import {
   showBytes,
   startAgent,
 } from "./harness.ts";
-
-const exec = (cmd: string, args?: string) =>
-  `{"execute":"${cmd}"${args === undefined ? "" : `,"arguments":${args}`}}`;
 
 /** A processor and memory blocks no machine here has. */
 const NO_CPU = 99999;

@@ -15,6 +15,7 @@
 import {
   bytes,
   type Case,
+  exec,
   type Impl,
   needQemuGa,
   realTest,
@@ -57,10 +58,6 @@ const PONG = ret("{}");
 
 const PING = '{"execute":"guest-ping"}';
 const sync = (id: number | string) => `{"execute":"guest-sync","arguments":{"id":${id}}}`;
-const exec = (cmd: string, args?: string, id?: string) =>
-  `{"execute":"${cmd}"${args !== undefined ? `,"arguments":${args}` : ""}${
-    id !== undefined ? `,"id":${id}` : ""
-  }}`;
 const b64 = (s: string | Uint8Array) =>
   btoa(String.fromCharCode(...(typeof s === "string" ? new TextEncoder().encode(s) : s)));
 
