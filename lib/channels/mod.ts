@@ -104,7 +104,7 @@ async function opener(opts: OpenChannelOptions): Promise<() => Promise<Channel>>
         throw new Error("must specify a path for this channel");
       }
       return method === "unix-listen"
-        ? async () => (await import("./unix.ts")).openUnixListen(path)
+        ? async () => (await import("./unix.ts")).openUnixListen(path, opts.log)
         : async () => (await import("./listen_fd.ts")).openVsockListen(path);
     }
     default:
