@@ -78,6 +78,7 @@ async function main(args: string[]): Promise<number> {
       log.setSink(fileSink(config.logfile));
     } catch (e) {
       log.critical(`unable to open specified log file: ${(e as Error).message}`);
+      log.critical("error initializing guest agent");
       return 1;
     }
   }
@@ -88,6 +89,7 @@ async function main(args: string[]): Promise<number> {
   } catch (e) {
     log.critical((e as Error).message);
     log.critical("failed to load persistent state");
+    log.critical("error initializing guest agent");
     return 1;
   }
 

@@ -28,6 +28,8 @@ export interface FileSyscalls {
   open(path: OsPath, flags: number, mode: number): Promise<number>;
   /** fchmod(2); throws OsError. */
   fchmod(fd: number, mode: number): Promise<void>;
+  /** ftruncate(2); throws OsError. */
+  ftruncate(fd: number, length: bigint): Promise<void>;
   /**
    * Like fread(count): loops until `count` bytes, end of file, or an error. eof = a read returned
    * 0. If an error happens the call throws OsError (even after partial data, as qemu-ga reports
@@ -71,6 +73,11 @@ export const fileSyscalls: FileSyscalls = {
   async fchmod(fd, mode) {
     assertFd(fd);
     check(await runBlocking({ op: "fchmod", fd, mode }));
+  },
+
+  async ftruncate(fd, length) {
+    assertFd(fd);
+    check(await runBlocking({ op: "ftruncate", fd, length }));
   },
 
   async read(fd, count) {

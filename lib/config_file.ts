@@ -81,6 +81,24 @@ export class KeyFile {
     );
   }
 
+  /**
+   * `g_key_file_get_integer`: strtol(value, 10) — leading C whitespace (vertical tab too), a
+   * sign, digits; after them the end or any whitespace (the rest is then ignored) — that fits a
+   * 32-bit int. Throws GLib's error for the key; GLib's return value then is 0, which is what
+   * callers that ignore the error (qemu-ga's state file) get.
+   */
+  getInteger(group: string, key: string): number {
+    const value = parseGInt(this.#require(group, key));
+    if (value === undefined) {
+      throw new KeyFileError(
+        `Key file contains key “${lossy(key)}” in group “${
+          lossy(group)
+        }” which has a value that cannot be interpreted.`,
+      );
+    }
+    return value;
+  }
+
   #require(group: string, key: string): string {
     const g = this.#groups.get(group);
     if (!g) throw new KeyFileError(`Key file does not have group “${lossy(group)}”`);
@@ -145,6 +163,24 @@ export class KeyFile {
     }
     return kf;
   }
+}
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+/**
+ * GLib's `g_key_file_parse_value_as_integer` on a raw value: undefined where GLib reports
+ * "cannot be interpreted as a number" or "out of range".
+ */
+export function parseGInt(raw: string): number | undefined {
+  // strtol skips C isspace (includes \v), takes one sign, then decimal digits.
+  const m = /^[ \t\n\v\f\r]*([+-]?)([0-9]+)(.?)/s.exec(raw);
+  if (!m) return undefined;
+  // GLib accepts the number when the first character after it is ASCII whitespace (no \v).
+  if (m[3] !== "" && !" \t\n\f\r".includes(m[3])) return undefined;
+  const n = BigInt(m[2]) * (m[1] === "-" ? -1n : 1n);
+  if (n < BigInt(INT32_MIN) || n > BigInt(INT32_MAX)) return undefined;
+  return Number(n);
 }
 
 /**

@@ -6,45 +6,37 @@
  * @module
  */
 
+import { type KeyFile, KeyFileError, loadKeyFile } from "./config_file.ts";
 import { osErrorText } from "./errors.ts";
 
 /** The counter's first value (QGA_PSTATE_DEFAULT_FD_COUNTER). */
 export const DEFAULT_FD_COUNTER = 1000n;
 
-/** Renders the key file exactly as GLib writes it for qemu-ga. */
+/**
+ * Renders the key file exactly as GLib writes it for qemu-ga: `g_key_file_set_integer` takes a
+ * 32-bit int, so a 64-bit counter past 2^31 - 1 is written wrapped (the in-memory one is not).
+ */
 export function renderStateFile(fdCounter: bigint): string {
-  return `[global]\nfd_counter=${fdCounter}\n`;
+  return `[global]\nfd_counter=${BigInt.asIntN(32, fdCounter)}\n`;
 }
 
 /**
- * Reads `fd_counter` from a key file's text; undefined when absent or malformed (qemu-ga then
- * falls back to the default).
+ * The counter a parsed state file gives qemu-ga: the default without `[global] fd_counter`;
+ * `g_key_file_get_integer`'s value when there is one, which is 0 for a value GLib cannot read
+ * (qemu-ga ignores that error).
  */
-export function parseStateFile(text: string): bigint | undefined {
-  let group = "";
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    if (line.startsWith("[") && line.endsWith("]")) {
-      group = line.slice(1, -1);
-      continue;
-    }
-    const eq = line.indexOf("=");
-    if (group !== "global" || eq < 0) continue;
-    if (line.slice(0, eq).trim() !== "fd_counter") continue;
-    const value = line.slice(eq + 1).trim();
-    // GLib reads the value as a 32-bit int; non-numbers read as 0.
-    if (!/^-?\d+$/.test(value)) return 0n;
-    return BigInt.asIntN(32, BigInt(value));
+export function fdCounterFromKeyFile(kf: KeyFile): bigint {
+  if (!kf.hasKey("global", "fd_counter")) return DEFAULT_FD_COUNTER;
+  try {
+    return BigInt(kf.getInteger("global", "fd_counter"));
+  } catch {
+    return 0n;
   }
-  return undefined;
 }
 
 /** Writes a file atomically (temp file + rename), as g_file_set_contents does. */
-function writeAtomic(path: string, data: string): void {
-  // A unique name like g_file_set_contents' mkstemp; Math.random spares the process the cost
-  // of initialising WebCrypto.
-  const tmp = `${path}.${Math.random().toString(36).slice(2, 8)}`;
+function writeAtomicSync(path: string, data: string): void {
+  const tmp = tempName(path);
   try {
     Deno.writeTextFileSync(tmp, data, { mode: 0o644 });
     Deno.renameSync(tmp, path);
@@ -56,6 +48,26 @@ function writeAtomic(path: string, data: string): void {
     }
     throw e;
   }
+}
+
+/** {@link writeAtomicSync} off the event loop, for the request path. */
+async function writeAtomic(path: string, data: string): Promise<void> {
+  const tmp = tempName(path);
+  try {
+    await Deno.writeTextFile(tmp, data, { mode: 0o644 });
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * A unique name like g_file_set_contents' mkstemp; Math.random spares the process the cost of
+ * initialising WebCrypto.
+ */
+function tempName(path: string): string {
+  return `${path}.${Math.random().toString(36).slice(2, 8)}`;
 }
 
 /**
@@ -72,6 +84,7 @@ export class StateDir {
   readonly statePath: string;
   readonly frozenMarkerPath: string;
   #fdCounter = DEFAULT_FD_COUNTER;
+  #writes: Promise<unknown> = Promise.resolve();
 
   constructor(readonly dir: string) {
     this.statePath = `${dir}/qga.state`;
@@ -79,13 +92,13 @@ export class StateDir {
   }
 
   /**
-   * Loads `qga.state`; when it does not exist, creates it with defaults unless frozen
-   * (qemu-ga defers that until there is something to write). Throws a message for the log.
+   * Loads `qga.state` as qemu-ga does: when it does not exist, creates it with defaults unless
+   * frozen (qemu-ga defers that until there is something to write); a file GLib cannot load
+   * stops the agent. Throws a message for the log. Runs once at start-up, before any request.
    */
   load(frozen: boolean): void {
-    let text: string;
     try {
-      text = Deno.readTextFileSync(this.statePath);
+      Deno.statSync(this.statePath);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) {
         throw new Error(`unable to access state file at path ${this.statePath}: ${osErrorText(e)}`);
@@ -93,7 +106,7 @@ export class StateDir {
       this.#fdCounter = DEFAULT_FD_COUNTER;
       if (!frozen) {
         try {
-          writeAtomic(this.statePath, renderStateFile(this.#fdCounter));
+          writeAtomicSync(this.statePath, renderStateFile(this.#fdCounter));
         } catch (e2) {
           throw new Error(
             `failed to write persistent state to ${this.statePath}: ${osErrorText(e2)}; ` +
@@ -103,22 +116,33 @@ export class StateDir {
       }
       return;
     }
-    this.#fdCounter = parseStateFile(text) ?? DEFAULT_FD_COUNTER;
+    let kf: KeyFile;
+    try {
+      kf = loadKeyFile(this.statePath);
+    } catch (e) {
+      if (!(e instanceof KeyFileError)) throw e;
+      throw new Error(
+        `error loading persistent state from path: ${this.statePath}, ${e.message}`,
+      );
+    }
+    this.#fdCounter = fdCounterFromKeyFile(kf);
   }
 
   /**
-   * Hands out the next handle and persists the incremented counter. Returns the handle, or
-   * undefined when the counter could not be written (the counter still moved on, as in qemu-ga).
+   * Hands out the next handle and persists the incremented counter off the event loop.
+   * `persisted` is false when the counter could not be written; the counter still moved on, as
+   * in qemu-ga. Writes land in call order, so the file always ends with the newest counter.
    */
-  takeHandle(): { handle: bigint; persisted: boolean } {
+  takeHandle(): Promise<{ handle: bigint; persisted: boolean }> {
     const handle = this.#fdCounter;
     this.#fdCounter++;
-    try {
-      writeAtomic(this.statePath, renderStateFile(this.#fdCounter));
-      return { handle, persisted: true };
-    } catch {
-      return { handle, persisted: false };
-    }
+    const data = renderStateFile(this.#fdCounter);
+    const result = this.#writes.then(() => writeAtomic(this.statePath, data)).then(
+      () => ({ handle, persisted: true }),
+      () => ({ handle, persisted: false }),
+    );
+    this.#writes = result;
+    return result;
   }
 
   /** True when the frozen marker exists; throws for errors other than "not found". */

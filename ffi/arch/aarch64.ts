@@ -21,6 +21,7 @@ export const AARCH64: Arch = {
     ioctl: 29,
     fsync: 82,
     fchmod: 52,
+    ftruncate: 46,
     getpid: 172,
     statfs: 43,
     settimeofday: 170,

@@ -30,6 +30,8 @@ export interface SyscallNumbers {
   readonly fsync: number;
   /** fchmod(fd, mode) */
   readonly fchmod: number;
+  /** ftruncate(fd, length) */
+  readonly ftruncate: number;
   /** getpid(); the trampoline's build-time self-test (a call that cannot fail or block). */
   readonly getpid: number;
   /** statfs(path, buf) with the 64-bit `struct statfs` */

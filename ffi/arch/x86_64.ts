@@ -19,6 +19,7 @@ export const X86_64: Arch = {
     ioctl: 16,
     fsync: 74,
     fchmod: 91,
+    ftruncate: 77,
     getpid: 39,
     statfs: 137,
     settimeofday: 164,

@@ -13,6 +13,7 @@ export { read } from "./read.ts";
 export { write } from "./write.ts";
 export { lseek } from "./lseek.ts";
 export { fchmod } from "./fchmod.ts";
+export { ftruncate } from "./ftruncate.ts";
 export { fsync } from "./fsync.ts";
 export { freeze } from "./freeze.ts";
 export { thaw } from "./thaw.ts";

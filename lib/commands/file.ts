@@ -52,6 +52,7 @@ const OPEN_MODES: ReadonlyMap<string, number> = new Map([
 
 const NEW_FILE_MODE = 0o666;
 const EEXIST = 17;
+const EINVAL = 22;
 
 /** `<what>: <strerror>` as qemu-ga's error_setg_errno builds it. */
 function osFailure(what: string, e: unknown): QgaError {
@@ -63,7 +64,12 @@ async function openGuestFile(agent: Agent, path: string, mode: string): Promise<
   const base = OPEN_MODES.get(mode);
   if (base === undefined) throw genericError(`invalid file open mode '${mode}'`);
   const files = agent.platform.files;
-  let flags = base | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
+  // The truncation waits until the handle counter is on disk: qemu-ga truncates first and may
+  // then fail to commit the counter, losing the file's data for an error reply. Opening without
+  // O_TRUNC fails for the same reasons as opening with it, so errors still come in qemu-ga's
+  // order (open, then commit).
+  const truncate = (base & O_TRUNC) !== 0;
+  let flags = (base & ~O_TRUNC) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
   // Create exclusively first, so a new file gets 0666 whatever the umask; an existing file
   // keeps its mode (qemu-ga's safe_open_or_create).
   let fd: number;
@@ -80,7 +86,8 @@ async function openGuestFile(agent: Agent, path: string, mode: string): Promise<
       throw osFailure(`failed to open file '${path}' (mode: '${mode}')`, e2);
     }
   }
-  if (flags & O_CREAT) {
+  const created = (flags & O_CREAT) !== 0;
+  if (created) {
     try {
       await files.fchmod(fd, NEW_FILE_MODE);
     } catch (e) {
@@ -92,10 +99,29 @@ async function openGuestFile(agent: Agent, path: string, mode: string): Promise<
       );
     }
   }
-  const { handle, persisted } = agent.state.takeHandle();
+  const { handle, persisted } = await agent.state.takeHandle();
   if (!persisted) {
     await files.close(fd).catch(() => {});
+    // A file this call created goes again, so the failed open leaves nothing behind.
+    if (created) await Deno.remove(path).catch(() => {});
     throw genericError("failed to commit persistent state to disk");
+  }
+  if (truncate && !created) {
+    try {
+      await files.ftruncate(fd, 0n);
+    } catch (e) {
+      // O_TRUNC is ignored where ftruncate fails with EINVAL (FIFOs, terminals, devices).
+      if (!(e instanceof OsError) || e.errno !== EINVAL) {
+        await files.close(fd).catch(() => {});
+        throw osFailure(`failed to open file '${path}' (mode: '${mode}')`, e);
+      }
+    }
+  }
+  if (handle < 0n) {
+    // qemu-ga takes a negative counter (read from a hand-edited state file) for a failure
+    // without an error: it closes the (already truncated) file and replies the handle -1.
+    await files.close(fd).catch(() => {});
+    return -1n;
   }
   let blksize: number | null = null;
   try {

@@ -221,6 +221,21 @@ testBoth("errors are OsError with glibc's strerror text", async () => {
   });
 });
 
+testBoth("ftruncate empties a file; a FIFO gives EINVAL (O_TRUNC's no-op there)", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/data`;
+    await Deno.writeTextFile(path, "data");
+    const fd = await f.open(path, O_WRONLY | QGA, 0);
+    await f.ftruncate(fd, 0n);
+    await f.close(fd);
+    assert.equal((await Deno.stat(path)).size, 0);
+    await mkfifo(`${dir}/fifo`);
+    const fifo = await f.open(`${dir}/fifo`, O_RDONLY | QGA, 0);
+    await rejectsOs(f.ftruncate(fifo, 0n), EINVAL, "Invalid argument");
+    await f.close(fifo);
+  });
+});
+
 testBoth("exclusive create then fchmod 0666 ignores the umask (safe_open_or_create)", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/new`;
