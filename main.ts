@@ -15,6 +15,7 @@ import {
 import { COMMANDS, commandTable } from "./lib/commands/mod.ts";
 import { type AgentConfig, channelPathError, resolveConfig } from "./lib/config.ts";
 import { isDaemonChild } from "./lib/daemon_child.ts";
+import { subcommandOf } from "./lib/install/args.ts";
 import { fileSink, Logger } from "./lib/log.ts";
 import { systemPlatform } from "./lib/platform/mod.ts";
 import { Server } from "./lib/serve.ts";
@@ -38,6 +39,10 @@ async function openConfiguredChannel(config: AgentConfig, log: Logger): Promise<
 }
 
 async function main(args: string[]): Promise<number> {
+  // `denoga install|uninstall` (an exact first word; qemu-ga's command line has none).
+  if (subcommandOf(args)) {
+    return await (await import("./lib/install/mod.ts")).runInstallCommand(args, PROG);
+  }
   const outcome = resolveConfig(args, PROG, COMMANDS.map((c) => c.name));
   if (outcome.kind === "exit") {
     if (outcome.stderr) Deno.stderr.writeSync(encoder.encode(outcome.stderr));
