@@ -5,6 +5,7 @@
  * @module
  */
 
+import { executorStatus } from "./ffi/blocking.ts";
 import { Agent } from "./lib/agent.ts";
 import {
   type Channel,
@@ -15,6 +16,7 @@ import {
 import { COMMANDS, commandTable } from "./lib/commands/mod.ts";
 import { type AgentConfig, channelPathError, resolveConfig } from "./lib/config.ts";
 import { isDaemonChild } from "./lib/daemon_child.ts";
+import { subcommandOf } from "./lib/install/args.ts";
 import { fileSink, Logger } from "./lib/log.ts";
 import { systemPlatform } from "./lib/platform/mod.ts";
 import { Server } from "./lib/serve.ts";
@@ -38,6 +40,10 @@ async function openConfiguredChannel(config: AgentConfig, log: Logger): Promise<
 }
 
 async function main(args: string[]): Promise<number> {
+  // `denoga install|uninstall` (an exact first word; qemu-ga's command line has none).
+  if (subcommandOf(args)) {
+    return await (await import("./lib/install/mod.ts")).runInstallCommand(args, PROG);
+  }
   const outcome = resolveConfig(args, PROG, COMMANDS.map((c) => c.name));
   if (outcome.kind === "exit") {
     if (outcome.stderr) Deno.stderr.writeSync(encoder.encode(outcome.stderr));
@@ -83,6 +89,13 @@ async function main(args: string[]): Promise<number> {
     }
   }
   log.debug(`Guest agent version ${QGA_COMPAT_VERSION} (denoga ${DENOGA_VERSION}) started`);
+  // Executable memory refused (MemoryDenyWriteExecute=, SELinux deny_execmem): blocking calls
+  // run on the worker pool instead of the syscall trampoline. Said once, here.
+  const executor = executorStatus();
+  if (executor.requested !== "worker" && executor.active !== "trampoline") {
+    const what = executor.active === "worker" ? "run on the worker pool" : "cannot run";
+    log.warning(`blocking calls ${what}: ${executor.reason}`);
+  }
 
   try {
     state.load(frozen);

@@ -1,14 +1,8 @@
 /**
- * The flags every `deno run` of the agent uses (tests, benchmark, `deno task start`), matching
- * what `deno compile` bakes into the guest executable: all permissions (the agent opens /dev,
- * /proc and /sys, clients-and-peers.md §4.3), never prompt, no deno.json — the agent needs none
- * at run time, and loading it costs the process about 1.5 MiB of RSS — and no V8 code cache:
- * `deno run` maps Deno's code-cache database to look the agent's modules up, about 1.1 MiB of
- * idle RSS, while start-up to the first reply takes no longer without it (measured: 150–190 ms
- * either way on the 2-core build machine).
+ * The flags every `deno run` of the agent uses; they live in lib/run_flags.ts because the
+ * installed launcher (lib/install/) uses them too.
  *
  * @module
  */
 
-/** `deno run` flags for the agent. */
-export const AGENT_RUN_FLAGS = ["-A", "--no-prompt", "--no-config", "--no-code-cache"] as const;
+export { AGENT_RUN_FLAGS } from "../lib/run_flags.ts";

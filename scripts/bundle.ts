@@ -24,6 +24,9 @@ import { parseArgs } from "node:util";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 
+/** The agent's entry point, relative to the repository: what `deno run` and the bundle start. */
+export const AGENT_SOURCE = "main.ts";
+
 /** The two files of a bundle. */
 export interface AgentBundle {
   /** The agent: run it like `main.ts`. */
@@ -71,7 +74,7 @@ async function bundleOne(entry: string, output: string): Promise<void> {
 export async function bundleAgent(outDir: string): Promise<AgentBundle> {
   await Deno.mkdir(outDir, { recursive: true });
   const paths = bundlePaths(outDir);
-  await bundleOne(`${ROOT}/main.ts`, paths.agent);
+  await bundleOne(`${ROOT}/${AGENT_SOURCE}`, paths.agent);
   await bundleOne(`${ROOT}/ffi/syscall_worker.ts`, paths.worker);
   return paths;
 }

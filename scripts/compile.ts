@@ -4,7 +4,8 @@
  * instead of ~40, about 2 MiB less idle RSS under `deno run`):
  *
  * ```
- * deno compile -A --no-code-cache --include dist/bundle/syscall_worker.js \
+ * deno compile -A --no-prompt --no-config --no-code-cache \
+ *   --include dist/bundle/syscall_worker.js \
  *   --output dist/denoga dist/bundle/denoga.js
  * ```
  *
@@ -13,7 +14,9 @@
  *   module graph does not contain it (clients-and-peers.md §4.5).
  * - `--no-code-cache`: the compiled binary must not write a V8 code cache to disk (it may run
  *   while file systems are frozen).
- * - `-A`: permissions are baked in; the agent needs /dev, /proc, /sys, FFI and subprocesses.
+ * - `-A --no-prompt --no-config --no-code-cache` are `AGENT_RUN_FLAGS` (scripts/agent_flags.ts),
+ *   the flags of every `deno run` of the agent: permissions are baked in (the agent needs /dev,
+ *   /proc, /sys, FFI and subprocesses).
  *
  * `deno compile` builds on `denort`, the runtime-only Deno binary, which it downloads from
  * dl.deno.land into `$DENO_DIR/dl/release/v<version>/denort-<target>.zip` on first use. Build
@@ -33,6 +36,7 @@
  * @module
  */
 
+import { AGENT_RUN_FLAGS } from "./agent_flags.ts";
 import { bundleAgent } from "./bundle.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
@@ -275,7 +279,8 @@ export async function resolveDenort(o: CompileOptions): Promise<DenortSource> {
 
 /** The `deno compile` arguments for `o`. */
 export function compileArgs(o: CompileOptions): string[] {
-  const args = ["compile", "-A", "--no-code-cache", "--include", WORKER_MODULE];
+  // The flags every `deno run` of the agent uses, so the binary behaves as the tests' agent does.
+  const args = ["compile", ...AGENT_RUN_FLAGS, "--include", WORKER_MODULE];
   if (o.target !== Deno.build.target) args.push("--target", o.target);
   args.push(...o.extra, "--output", o.output, AGENT_MODULE);
   return args;

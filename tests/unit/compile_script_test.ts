@@ -7,8 +7,12 @@
  */
 
 import { assertEquals, assertOk } from "../assert.ts";
+import { AGENT_RUN_FLAGS } from "../../scripts/agent_flags.ts";
+import { AGENT_SOURCE, bundlePaths } from "../../scripts/bundle.ts";
+import { agentCommand } from "../integration/harness.ts";
 import {
   AGENT_MODULE,
+  BUNDLE_DIR,
   cachedDenortPath,
   compileArgs,
   parseCompileOptions,
@@ -132,4 +136,19 @@ Deno.test("compile script: cache path is deno's dl/release layout", () => {
     cachedDenortPath("/d", "2.9.6", "x86_64-unknown-linux-gnu"),
     "/d/dl/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip",
   );
+});
+
+Deno.test("compile script: the binary is built like every `deno run` of the agent", () => {
+  const args = compileArgs(parseCompileOptions([]));
+  // The same flags, in the same order, as the tests' `deno run` form (harness agentCommand).
+  const run = agentCommand("denoga", ["-V"]);
+  const flags = run.slice(2, run.indexOf("-V") - 1);
+  assertEquals(flags, [...AGENT_RUN_FLAGS]);
+  assertEquals(args.slice(1, 1 + AGENT_RUN_FLAGS.length), [...AGENT_RUN_FLAGS]);
+  // The same entry point: the tests run main.ts, the binary embeds main.ts's bundle.
+  if (!Deno.env.get("DENOGA_BIN")) {
+    assertEquals(run[run.indexOf("-V") - 1], `${ROOT}/${AGENT_SOURCE}`);
+  }
+  assertEquals(AGENT_MODULE, bundlePaths(BUNDLE_DIR).agent);
+  assertEquals(WORKER_MODULE, bundlePaths(BUNDLE_DIR).worker);
 });
