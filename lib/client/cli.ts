@@ -7,7 +7,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import {
   type Json,
   parseJson,
@@ -186,37 +185,45 @@ async function runCommand(
   return 0;
 }
 
-const VALUED = new Set(["--socket", "--vsock", "--timeout"]);
+interface Options {
+  socket?: string;
+  vsock?: string;
+  timeout?: string;
+  json?: boolean;
+  help?: boolean;
+}
 
-/** Index of the first argument that is neither an option nor an option's value. */
-function commandIndex(argv: string[]): number {
+const VALUED = ["socket", "vsock", "timeout"] as const;
+
+/**
+ * Splits `argv` into options and the command with its arguments: options end at the command, so
+ * `exec ls -l` passes -l to ls. `--name value` and `--name=value` are both accepted.
+ */
+function parseOptions(argv: string[]): { values: Options; positionals: string[] } {
+  const values: Options = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === "--") return i + 1;
-    if (!a.startsWith("-") || a === "-") return i;
-    if (VALUED.has(a)) i++;
+    if (a === "--") return { values, positionals: argv.slice(i + 1) };
+    if (!a.startsWith("-") || a === "-") return { values, positionals: argv.slice(i) };
+    if (a === "--json") values.json = true;
+    else if (a === "-h" || a === "--help") values.help = true;
+    else {
+      const m = /^--([a-z]+)(?:=(.*))?$/s.exec(a);
+      const name = VALUED.find((n) => n === m?.[1]);
+      if (!m || !name) throw new UsageError(`unknown option ${a}`);
+      const value = m[2] ?? argv[++i];
+      if (value === undefined) throw new UsageError(`${a} needs a value`);
+      values[name] = value;
+    }
   }
-  return argv.length;
+  return { values, positionals: [] };
 }
 
 /** Runs `denoga client ARGS`; returns the exit code. */
 export async function clientMain(argv: string[]): Promise<number> {
   let client: QgaClient | undefined;
   try {
-    // Options end at the command, so `exec ls -l` passes -l to ls.
-    const split = commandIndex(argv);
-    const { values } = parseArgs({
-      args: argv.slice(0, split),
-      options: {
-        socket: { type: "string" },
-        vsock: { type: "string" },
-        timeout: { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    });
-    const positionals = argv.slice(split);
+    const { values, positionals } = parseOptions(argv);
     if (values.help) {
       Deno.stdout.writeSync(enc.encode(USAGE));
       return 0;

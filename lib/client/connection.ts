@@ -6,6 +6,8 @@
  * @module
  */
 
+import { type ByteConn, connectVsock } from "./vsock.ts";
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -97,7 +99,7 @@ function describe(address: QgaAddress): string {
  * ```
  */
 export class QgaClient {
-  readonly #conn: Deno.Conn;
+  readonly #conn: ByteConn;
   #buf = new Uint8Array(64 * 1024);
   #start = 0;
   #end = 0;
@@ -108,7 +110,7 @@ export class QgaClient {
   /** Default reply timeout of {@link call}. */
   timeoutMs: number;
 
-  private constructor(conn: Deno.Conn, timeoutMs: number) {
+  private constructor(conn: ByteConn, timeoutMs: number) {
     this.#conn = conn;
     this.timeoutMs = timeoutMs;
   }
@@ -121,12 +123,12 @@ export class QgaClient {
   static async connect(address: QgaAddress, opts: ConnectOptions = {}): Promise<QgaClient> {
     const timeoutMs = opts.timeoutMs ?? 5000;
     const deadline = Date.now() + timeoutMs;
-    let conn: Deno.Conn;
+    let conn: ByteConn;
     for (;;) {
       try {
         conn = "unix" in address
           ? await Deno.connect({ transport: "unix", path: address.unix })
-          : await connectVsock(address.vsock.cid, address.vsock.port);
+          : await connectVsock(address.vsock.cid, address.vsock.port, timeoutMs);
         break;
       } catch (e) {
         if (e instanceof Deno.errors.WouldBlock && Date.now() < deadline) {
@@ -295,18 +297,5 @@ export class QgaClient {
     } catch {
       // already closed
     }
-  }
-}
-
-/** vsock through Deno's own transport, which needs `--unstable-vsock`. */
-async function connectVsock(cid: number, port: number): Promise<Deno.Conn> {
-  const options = { transport: "vsock", cid, port } as unknown as Deno.UnixConnectOptions;
-  try {
-    return await Deno.connect(options) as Deno.Conn;
-  } catch (e) {
-    if (/unstable-vsock/.test((e as Error).message)) {
-      throw new Error("vsock needs Deno's --unstable-vsock flag");
-    }
-    throw e;
   }
 }
