@@ -137,6 +137,8 @@ export class QgaClient {
         }
         const reason = e instanceof Deno.errors.NotFound
           ? "No such file or directory"
+          : e instanceof Deno.errors.WouldBlock
+          ? "the agent is busy with another client"
           : (e as Error).message.replace(/ \(os error \d+\)$/, "").replace(/:.*$/, "");
         throw new Error(`cannot connect to ${describe(address)}: ${reason}`);
       }

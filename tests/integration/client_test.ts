@@ -169,8 +169,10 @@ for (const { impl, newest, reqs } of IMPLS) {
             assertEquals([frozen.code, frozen.out], [0, "frozen 1 filesystem(s)\n"], frozen.err);
             assertEquals((await client([...s, "status"])).out, "frozen\n");
           } finally {
+            // Thaw counts every frozen filesystem of the host, parallel tests' ones too.
             const thawed = await client([...s, "thaw"]);
-            assertEquals([thawed.code, thawed.out], [0, "thawed 1 filesystem(s)\n"]);
+            assertEquals(thawed.code, 0, thawed.err);
+            assert.match(thawed.out, /^thawed [1-9]\d* filesystem\(s\)\n$/);
           }
           assertEquals((await client([...s, "status"])).out, "thawed\n");
           assertEquals((await client([...s, "--json", "status"])).out, '"thawed"\n');
