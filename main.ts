@@ -1,6 +1,6 @@
 /**
  * denoga: a QEMU guest agent. This file only wires: command line → configuration → state →
- * agent → channel → serve.
+ * agent → channel → serve; `denoga client …` runs the host-side client instead.
  *
  * @module
  */
@@ -188,5 +188,11 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // Only an exact first argument `client` selects the host-side client, so no qemu-ga command
+  // line can mean it; loaded on demand so the agent's start-up does not pay for it.
+  if (Deno.args[0] === "client") {
+    const { clientMain } = await import("./lib/client/cli.ts");
+    Deno.exit(await clientMain(Deno.args.slice(1)));
+  }
   Deno.exit(await main(Deno.args));
 }

@@ -77,6 +77,43 @@ export function vsockListen(cid: number, port: number, backlog: number): number 
   return s;
 }
 
+const EINPROGRESS = 115;
+
+/**
+ * socket(AF_VSOCK, SOCK_STREAM) + a nonblocking connect to `cid`:`port` (the host-side client,
+ * `denoga client --vsock`): the fd (nonblocking, close-on-exec) and whether the connect is still
+ * in progress; then wait for POLLOUT and call {@link vsockConnectFinish}.
+ *
+ * @throws OsError (the fd is closed then).
+ */
+export function vsockConnectStart(cid: number, port: number): { fd: number; inProgress: boolean } {
+  const nr = sys();
+  const fd = check(
+    syscall6Sync(nr.socket, AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+  );
+  const addr = sockaddrVm(cid, port);
+  const r = syscall6Sync(nr.connect, fd, addr, addr.length);
+  if (!isErr(r)) return { fd, inProgress: false };
+  if (Number(-r) === EINPROGRESS) return { fd, inProgress: true };
+  closeFd(fd);
+  throw new OsError(Number(-r));
+}
+
+/**
+ * Completes {@link vsockConnectStart} once poll reported the fd writable or in error: the
+ * connect's outcome is the socket's pending error (getsockopt SO_ERROR).
+ *
+ * @throws OsError with the connect's error (the caller closes the fd).
+ */
+export function vsockConnectFinish(fd: number): void {
+  const SOL_SOCKET = 1;
+  const SO_ERROR = 4;
+  const value = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  check(syscall6Sync(sys().getsockopt, fd, SOL_SOCKET, SO_ERROR, value, len));
+  if (value[0] !== 0) throw new OsError(value[0]);
+}
+
 /** What getsockname says about a socket fd. */
 export interface SocketName {
   /** sa_family. */

@@ -10,6 +10,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { QgaClient } from "../lib/client/connection.ts";
 import { AGENT_RUN_FLAGS } from "./agent_flags.ts";
 
 const { values } = parseArgs({
@@ -83,17 +84,9 @@ try {
     c.close();
   }
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-  // The host's resync recipe must still work after all that.
-  const c = await connectRetrying(sock);
-  await c.write(enc.encode('\xff{"execute":"guest-sync-delimited","arguments":{"id":777}}'));
-  const buf = new Uint8Array(1 << 16);
-  let got = "";
-  while (!got.includes('\xff{"return": 777}')) {
-    const n = await c.read(buf);
-    if (n === null) throw new Error(`agent closed the connection; got ${JSON.stringify(got)}`);
-    got += new TextDecoder("latin1").decode(buf.subarray(0, n));
-  }
-  c.close();
+  // The host's resync recipe (0xFF + guest-sync-delimited, lib/client) must still work after
+  // all that.
+  (await QgaClient.connect({ unix: sock }, { timeoutMs: 30_000 })).close();
   console.log(samples.join("\n"));
   console.log(`${impl}: ${count} reconnects in ${seconds} s; resync after them answered`);
 } finally {

@@ -30,6 +30,8 @@ export const AARCH64: Arch = {
     socket: 198,
     bind: 200,
     listen: 201,
+    connect: 203,
+    getsockopt: 209,
     accept4: 242,
     getsockname: 204,
     fcntl: 25,

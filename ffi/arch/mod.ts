@@ -48,6 +48,10 @@ export interface SyscallNumbers {
   readonly bind: number;
   /** listen(fd, backlog) */
   readonly listen: number;
+  /** connect(fd, addr, addrlen) */
+  readonly connect: number;
+  /** getsockopt(fd, level, optname, optval, optlen) */
+  readonly getsockopt: number;
   /** accept4(fd, addr, addrlen, flags) */
   readonly accept4: number;
   /** getsockname(fd, addr, addrlen) */

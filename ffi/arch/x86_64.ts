@@ -28,6 +28,8 @@ export const X86_64: Arch = {
     socket: 41,
     bind: 49,
     listen: 50,
+    connect: 42,
+    getsockopt: 55,
     accept4: 288,
     getsockname: 51,
     fcntl: 72,

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { QgaClient } from "../../lib/client/connection.ts";
 import { AGENT_RUN_FLAGS } from "../../scripts/agent_flags.ts";
 import { hasLoopSupport, type LoopFsType, requireReal, withLoopFs } from "../fixtures/loopfs.ts";
 
@@ -1216,10 +1217,9 @@ export function registerSideBySide(
  */
 async function thawThroughAgent(socketPath: string): Promise<void> {
   try {
-    const c = await RawClient.connect(socketPath, 2000);
+    const c = await QgaClient.connect({ unix: socketPath }, { timeoutMs: 2000, noSync: true });
     try {
-      await c.send('{"execute":"guest-fsfreeze-thaw"}');
-      await c.recvLine(5000);
+      await c.request("guest-fsfreeze-thaw", undefined, 5000);
     } finally {
       c.close();
     }
