@@ -1,6 +1,7 @@
 /**
  * denoga: a QEMU guest agent. This file only wires: command line → configuration → state →
- * agent → channel → serve; `denoga client …` runs the host-side client instead.
+ * agent → channel → serve; `denoga client …` and `denoga install|uninstall` run the host-side
+ * client and the installer instead.
  *
  * @module
  */
@@ -40,9 +41,13 @@ async function openConfiguredChannel(config: AgentConfig, log: Logger): Promise<
 }
 
 async function main(args: string[]): Promise<number> {
-  // `denoga install|uninstall` (an exact first word; qemu-ga's command line has none).
+  // Subcommands: only an exact first word selects one (qemu-ga's command line has none); each
+  // is loaded on demand so the agent's start-up does not pay for it.
   if (subcommandOf(args)) {
     return await (await import("./lib/install/mod.ts")).runInstallCommand(args, PROG);
+  }
+  if (args[0] === "client") {
+    return await (await import("./lib/client/cli.ts")).clientMain(args.slice(1));
   }
   const outcome = resolveConfig(args, PROG, COMMANDS.map((c) => c.name));
   if (outcome.kind === "exit") {
@@ -188,11 +193,5 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  // Only an exact first argument `client` selects the host-side client, so no qemu-ga command
-  // line can mean it; loaded on demand so the agent's start-up does not pay for it.
-  if (Deno.args[0] === "client") {
-    const { clientMain } = await import("./lib/client/cli.ts");
-    Deno.exit(await clientMain(Deno.args.slice(1)));
-  }
   Deno.exit(await main(Deno.args));
 }
