@@ -98,6 +98,7 @@ async function main(args: string[]): Promise<number> {
       blockedRpcs: config.blockedRpcs,
       allowedRpcs: config.allowedRpcs,
       excludeInterfaces: config.excludeInterfaces,
+      fsfreezeTimeout: config.fsfreezeTimeout,
     },
     state,
     log,
@@ -134,7 +135,7 @@ async function main(args: string[]): Promise<number> {
   const server = new Server(agent, channel);
   let exitRequested = false;
   const stop = async () => {
-    if (agent.frozen) {
+    if (agent.freezer.frozen) {
       exitRequested = true;
       return;
     }
@@ -145,7 +146,7 @@ async function main(args: string[]): Promise<number> {
     await agent.flushFiles();
     Deno.exit(0);
   };
-  agent.onThawed = () => {
+  agent.freezer.onThawed = () => {
     // A log file deferred by a frozen start can be opened now.
     if (frozen && config.logfile) {
       frozen = false;

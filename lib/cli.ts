@@ -38,6 +38,7 @@ const OPTIONS: readonly OptionDef[] = [
   { short: "r", long: "retry-path", arg: 0 },
   // denoga's own options: long only, so no short letter qemu-ga may take later is used.
   { short: "exclude-interfaces", long: "exclude-interfaces", arg: 1 },
+  { short: "fsfreeze-timeout", long: "fsfreeze-timeout", arg: 1 },
 ];
 
 /** One parsed option: its short letter and its argument, if any. */
@@ -184,5 +185,8 @@ denoga's own options (not in qemu-ga):
   --exclude-interfaces=LIST
                     comma-separated shell patterns (veth*,docker*) of
                     interfaces guest-network-get-interfaces leaves out
+  --fsfreeze-timeout=SECONDS
+                    thaw what the agent froze when no guest-fsfreeze-thaw
+                    comes within SECONDS (default 0: never, as qemu-ga)
 `;
 }
