@@ -111,7 +111,7 @@ async function main(args: string[]): Promise<number> {
   // in place before the channel opens, as qemu-ga's are: a host (or test) that sees the socket
   // may signal at once, and the default action would kill the agent with status 143.
   let channel: Channel | undefined;
-  let server: Server | undefined;
+  let drained: (() => Promise<void>) | undefined;
   let exitRequested = false;
   const stop = async () => {
     if (agent.freezer.frozen) {
@@ -121,7 +121,7 @@ async function main(args: string[]): Promise<number> {
     channel?.close();
     // Let the reply that ended the frozen state (and any other ready reply) go out first, and
     // write out buffered file data as exit() does for qemu-ga's stdio streams.
-    await server?.drained();
+    await drained?.();
     await agent.flushFiles();
     Deno.exit(0);
   };
@@ -151,7 +151,8 @@ async function main(args: string[]): Promise<number> {
     pidfileDeferred = frozen;
   }
 
-  server = new Server(agent, channel);
+  const server = new Server(agent, channel);
+  drained = () => server.drained();
   agent.freezer.onThawed = () => {
     // A log file deferred by a frozen start can be opened now.
     if (frozen && config.logfile) {
