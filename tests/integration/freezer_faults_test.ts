@@ -6,7 +6,7 @@
  */
 
 import { assertEquals, assertOk } from "../assert.ts";
-import { assertOwnLoopMount, realTest, run, withLoopFs } from "../fixtures/loopfs.ts";
+import { assertOwnLoopMount, kernelFrozen, realTest, withLoopFs } from "../fixtures/loopfs.ts";
 import {
   exec,
   hasQemuGa,
@@ -19,19 +19,6 @@ import {
 } from "./harness.ts";
 
 const dec = new TextDecoder("latin1");
-
-/** Whether the kernel holds `mnt` frozen: our own FIFREEZE fails with EBUSY only then. */
-async function kernelFrozen(mnt: string): Promise<boolean> {
-  assertOwnLoopMount(mnt);
-  try {
-    await run("fsfreeze", ["-f", mnt]);
-  } catch (e) {
-    if (String(e).includes("busy")) return true;
-    throw e;
-  }
-  await run("fsfreeze", ["-u", mnt]);
-  return false;
-}
 
 async function ask(c: RawClient, req: string): Promise<string> {
   await c.send(req);
