@@ -207,3 +207,30 @@ realAgentTest(
     assertEquals(failures, []);
   },
 );
+
+realTest("SIGTERM while frozen is deferred; an auto-thaw then ends the agent cleanly", [
+  "xfs",
+], async () => {
+  await withLoopFs("xfs", async (mnt) => {
+    assertOwnLoopMount(mnt);
+    const agent = await startAgent({ impl: "denoga", args: ["--fsfreeze-timeout=2"] });
+    try {
+      const c = await RawClient.connect(agent.socketPath);
+      const freeze = exec("guest-fsfreeze-freeze-list", `{"mountpoints":["${mnt}"]}`);
+      const frozeAt = Date.now();
+      assertEquals(await ask(c, freeze), '{"return": 1}');
+      agent.kill("SIGTERM");
+      // Still serving while frozen: the exit waits for the thaw.
+      assertEquals(await ask(c, exec("guest-fsfreeze-status")), '{"return": "frozen"}');
+      assertEquals(agent.hasExited(), false);
+      const st = await withTimeout(agent.exited, 15_000, "exit after the auto-thaw");
+      assertEquals([st.code, st.signal], [0, null]);
+      assertOk(Date.now() - frozeAt >= 1900, "exited before the auto-thaw");
+      assertEquals(await kernelFrozen(mnt), false);
+      assertOk(!(await exists(`${agent.statedir}/qga.state.isfrozen`)), "marker left behind");
+      c.close();
+    } finally {
+      await agent.dispose();
+    }
+  });
+});
