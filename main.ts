@@ -153,7 +153,7 @@ async function main(args: string[]): Promise<number> {
 
   const server = new Server(agent, channel);
   drained = () => server.drained();
-  agent.freezer.onThawed = () => {
+  agent.freezer.onLeft = () => {
     // A log file deferred by a frozen start can be opened now.
     if (frozen && config.logfile) {
       frozen = false;
@@ -171,6 +171,9 @@ async function main(args: string[]): Promise<number> {
         log.warning((e as Error).message);
       }
     }
+  };
+  // After the thaw's reply (and its hook) is done, not before.
+  agent.freezer.onThawed = () => {
     if (exitRequested) setTimeout(stop, 0);
   };
   await server.run();

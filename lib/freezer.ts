@@ -61,8 +61,15 @@ export class Freezer {
   /** A thaw came in while #freezing ran: freeze no further mount point. */
   #thawWanted = false;
   #autoThawing = false;
+  /** Frozen state was left and {@link onThawed} has not been told yet. */
+  #leftUntold = false;
   #watchdog: ReturnType<typeof setTimeout> | undefined;
-  /** Called after frozen state is left (deferred log file and pidfile, pending exit). */
+  /** Called as frozen state is left, before anything else is logged: deferred log file, pidfile. */
+  onLeft: (() => void) | undefined;
+  /**
+   * Called once frozen state has been left and the operation that left it (thaw hook and
+   * watchdog log line included) is done: a pending exit.
+   */
   onThawed: (() => void) | undefined;
 
   constructor(init: FreezerInit) {
@@ -94,6 +101,7 @@ export class Freezer {
     this.#freezing = run;
     const done = () => {
       if (this.#freezing === run) this.#freezing = undefined;
+      this.#tellThawed();
     };
     run.then(done, done);
     return run;
@@ -104,8 +112,12 @@ export class Freezer {
    * freeze still running is stopped before its next mount point and waited for first.
    */
   async thaw(): Promise<number> {
-    await this.#settleFreeze();
-    return await this.#thawMounts(undefined);
+    try {
+      await this.#settleFreeze();
+      return await this.#thawMounts(undefined);
+    } finally {
+      this.#tellThawed();
+    }
   }
 
   /** Enters frozen state by hand (tests of what frozen state changes). */
@@ -116,6 +128,13 @@ export class Freezer {
   /** Leaves frozen state by hand, without thawing anything. */
   leaveFrozen(): void {
     this.#leave();
+    this.#tellThawed();
+  }
+
+  #tellThawed(): void {
+    if (!this.#leftUntold || this.#frozen) return;
+    this.#leftUntold = false;
+    this.onThawed?.();
   }
 
   async #settleFreeze(): Promise<void> {
@@ -197,6 +216,9 @@ export class Freezer {
     if (!this.#frozen) return;
     clearTimeout(this.#watchdog);
     this.#watchdog = undefined;
+    // The deferred log file first, so the lines held while frozen go to it (as qemu-ga opens it
+    // before enabling logging).
+    this.onLeft?.();
     this.#log.enable();
     this.#log.warning("logging re-enabled due to filesystem unfreeze");
     this.#frozen = false;
@@ -207,7 +229,7 @@ export class Freezer {
         `unable to delete ${this.#state.frozenMarkerPath}, fsfreeze may not function properly`,
       );
     }
-    this.onThawed?.();
+    this.#leftUntold = true;
   }
 
   #armWatchdog(): void {
@@ -239,6 +261,7 @@ export class Freezer {
       this.#log.error(`fsfreeze-timeout thaw failed: ${e instanceof Error ? e.message : e}`);
     } finally {
       this.#autoThawing = false;
+      this.#tellThawed();
     }
   }
 }

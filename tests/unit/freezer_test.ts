@@ -224,3 +224,37 @@ Deno.test("no fsfreeze-timeout: frozen stays frozen (qemu-ga)", async () => {
     assertEquals(left, 1);
   });
 });
+
+Deno.test("onLeft comes as frozen state is left, onThawed only after the thaw hook", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const events: string[] = [];
+    const kernel = new FakeKernel();
+    const f = new Freezer({
+      log: new Logger({ verbose: true, sink: { write: (l) => events.push(`log ${l.trim()}`) } }),
+      state: new StateDir(dir),
+      platform: fakePlatform({
+        freeze: kernel,
+        mounts: () => Promise.resolve([mount("/a")]),
+        run: (argv) => {
+          events.push(`hook ${argv[1]}`);
+          return Promise.resolve();
+        },
+      }),
+      hook: "/hook",
+    });
+    f.onLeft = () => events.push("left");
+    f.onThawed = () => events.push("thawed");
+    assertEquals(await f.freeze(undefined), 1);
+    events.length = 0;
+    assertEquals(await f.thaw(), 1);
+    const order = events.map((e) =>
+      e.replace(/^log \S+ (\w+): .*?(re-enabled)?.*$/, "log $1 $2").trim()
+    );
+    assertEquals(order.indexOf("left"), 0);
+    assertOk(order.indexOf("hook thaw") < order.indexOf("thawed"), order.join(" | "));
+    assertEquals(order.at(-1), "thawed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
