@@ -118,6 +118,7 @@ async function main(args: string[]): Promise<number> {
       blockedRpcs: config.blockedRpcs,
       allowedRpcs: config.allowedRpcs,
       excludeInterfaces: config.excludeInterfaces,
+      fsfreezeTimeout: config.fsfreezeTimeout,
     },
     state,
     log,
@@ -125,7 +126,28 @@ async function main(args: string[]): Promise<number> {
     platform: systemPlatform(),
   });
 
-  let channel: Channel;
+  // SIGTERM/SIGINT while frozen would leave filesystems frozen with nobody to thaw them:
+  // defer the exit until the thaw (qemu-ga ignores the signal outright, §4). The handlers are
+  // in place before the channel opens, as qemu-ga's are: a host (or test) that sees the socket
+  // may signal at once, and the default action would kill the agent with status 143.
+  let channel: Channel | undefined;
+  let drained: (() => Promise<void>) | undefined;
+  let exitRequested = false;
+  const stop = async () => {
+    if (agent.freezer.frozen) {
+      exitRequested = true;
+      return;
+    }
+    channel?.close();
+    // Let the reply that ended the frozen state (and any other ready reply) go out first, and
+    // write out buffered file data as exit() does for qemu-ga's stdio streams.
+    await drained?.();
+    await agent.flushFiles();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+
   try {
     channel = await openConfiguredChannel(config, log);
   } catch (e) {
@@ -149,23 +171,9 @@ async function main(args: string[]): Promise<number> {
     pidfileDeferred = frozen;
   }
 
-  // SIGTERM/SIGINT while frozen would leave filesystems frozen with nobody to thaw them:
-  // defer the exit until the thaw (qemu-ga ignores the signal outright, §4).
   const server = new Server(agent, channel);
-  let exitRequested = false;
-  const stop = async () => {
-    if (agent.frozen) {
-      exitRequested = true;
-      return;
-    }
-    channel.close();
-    // Let the reply that ended the frozen state (and any other ready reply) go out first, and
-    // write out buffered file data as exit() does for qemu-ga's stdio streams.
-    await server.drained();
-    await agent.flushFiles();
-    Deno.exit(0);
-  };
-  agent.onThawed = () => {
+  drained = () => server.drained();
+  agent.freezer.onLeft = () => {
     // A log file deferred by a frozen start can be opened now.
     if (frozen && config.logfile) {
       frozen = false;
@@ -183,11 +191,11 @@ async function main(args: string[]): Promise<number> {
         log.warning((e as Error).message);
       }
     }
+  };
+  // After the thaw's reply (and its hook) is done, not before.
+  agent.freezer.onThawed = () => {
     if (exitRequested) setTimeout(stop, 0);
   };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
-
   await server.run();
   return 0;
 }

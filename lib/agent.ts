@@ -1,6 +1,6 @@
 /**
  * The Agent: all state that outlives a request — configuration, the command table and its
- * enable rules, open file handles, the frozen flag, the state directory and the log. One
+ * enable rules, open file handles, the freezer, the state directory and the log. One
  * instance is passed explicitly to every handler; there is no global state.
  *
  * @module
@@ -8,6 +8,7 @@
 
 import { QgaError } from "./errors.ts";
 import type { CommandTable } from "./dispatch/table.ts";
+import { Freezer } from "./freezer.ts";
 import type { GuestFile } from "./guest_file.ts";
 import type { Logger } from "./log.ts";
 import type { Platform } from "./platform/mod.ts";
@@ -23,6 +24,8 @@ export interface AgentOptions {
   readonly allowedRpcs?: readonly string[];
   /** denoga's `--exclude-interfaces`: interface name patterns to leave out of replies. */
   readonly excludeInterfaces?: readonly string[];
+  /** denoga's `--fsfreeze-timeout`: seconds before an auto-thaw; 0 or absent: never. */
+  readonly fsfreezeTimeout?: number;
 }
 
 /**
@@ -42,9 +45,8 @@ export class Agent {
   readonly platform: Platform;
   /** Open file handles by id (§3.2). */
   readonly files = new Map<bigint, GuestFile>();
-  #frozen = false;
-  /** Called after the agent leaves frozen state (deferred log file, pending SIGTERM). */
-  onThawed: (() => void) | undefined;
+  /** Frozen state, freeze and thaw (lib/freezer.ts). */
+  readonly freezer: Freezer;
 
   constructor(init: {
     table: CommandTable;
@@ -59,13 +61,14 @@ export class Agent {
     this.state = init.state;
     this.log = init.log;
     this.platform = init.platform;
-    this.#frozen = init.frozen ?? false;
-    if (this.#frozen) this.log.disable();
-  }
-
-  /** True while the agent considers filesystems frozen (it does not ask the kernel, §3.4). */
-  get frozen(): boolean {
-    return this.#frozen;
+    this.freezer = new Freezer({
+      log: init.log,
+      state: init.state,
+      platform: init.platform,
+      hook: init.options.fsfreezeHook,
+      timeoutSeconds: init.options.fsfreezeTimeout,
+      frozen: init.frozen,
+    });
   }
 
   /**
@@ -76,39 +79,8 @@ export class Agent {
     let allowed = true;
     if (this.options.allowedRpcs) allowed = this.options.allowedRpcs.includes(name);
     if (this.options.blockedRpcs.includes(name)) allowed = false;
-    if (this.#frozen) allowed = this.table.get(name)?.allowedWhileFrozen ?? false;
+    if (this.freezer.frozen) allowed = this.table.get(name)?.allowedWhileFrozen ?? false;
     return allowed;
-  }
-
-  /** Enters frozen state: marker file first, then commands off, then logging off. */
-  setFrozen(): void {
-    if (this.#frozen) return;
-    this.log.warning("disabling logging due to filesystem freeze");
-    this.#frozen = true;
-    const err = this.state.createFrozenMarker();
-    if (err) {
-      this.log.warning(err);
-      this.log.warning(
-        `unable to create ${this.state.frozenMarkerPath}, fsfreeze may not function properly`,
-      );
-    }
-    this.log.disable();
-  }
-
-  /** Leaves frozen state: logging back on, marker removed, commands re-enabled. */
-  unsetFrozen(): void {
-    if (!this.#frozen) return;
-    this.log.enable();
-    this.log.warning("logging re-enabled due to filesystem unfreeze");
-    this.#frozen = false;
-    const err = this.state.removeFrozenMarker();
-    if (err) {
-      this.log.warning(err);
-      this.log.warning(
-        `unable to delete ${this.state.frozenMarkerPath}, fsfreeze may not function properly`,
-      );
-    }
-    this.onThawed?.();
   }
 
   /** Writes out every handle's buffered data, as exit() flushes stdio streams in qemu-ga. */

@@ -18,6 +18,8 @@ interface OptionDef {
   readonly short: string;
   readonly long: string;
   readonly arg: ArgMode;
+  /** denoga's own option: an abbreviation reaches it only when it fits no qemu-ga option. */
+  readonly own?: boolean;
 }
 
 const OPTIONS: readonly OptionDef[] = [
@@ -37,7 +39,8 @@ const OPTIONS: readonly OptionDef[] = [
   { short: "t", long: "statedir", arg: 1 },
   { short: "r", long: "retry-path", arg: 0 },
   // denoga's own options: long only, so no short letter qemu-ga may take later is used.
-  { short: "exclude-interfaces", long: "exclude-interfaces", arg: 1 },
+  { short: "exclude-interfaces", long: "exclude-interfaces", arg: 1, own: true },
+  { short: "fsfreeze-timeout", long: "fsfreeze-timeout", arg: 1, own: true },
 ];
 
 /** One parsed option: its short letter and its argument, if any. */
@@ -72,7 +75,10 @@ export function parseCommandLine(args: readonly string[], prog: string): ParseRe
       const eq = a.indexOf("=");
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const exact = OPTIONS.find((o) => o.long === name);
-      const candidates = exact ? [exact] : OPTIONS.filter((o) => o.long.startsWith(name));
+      // qemu-ga's abbreviations keep their meaning (`--fsfreeze` is still -F).
+      const prefixed = OPTIONS.filter((o) => o.long.startsWith(name));
+      const theirs = prefixed.filter((o) => !o.own);
+      const candidates = exact ? [exact] : theirs.length > 0 ? theirs : prefixed;
       if (candidates.length === 0) {
         return { ok: false, message: `${prog}: unrecognized option '${a}'` };
       }
@@ -184,5 +190,8 @@ denoga's own options (not in qemu-ga):
   --exclude-interfaces=LIST
                     comma-separated shell patterns (veth*,docker*) of
                     interfaces guest-network-get-interfaces leaves out
+  --fsfreeze-timeout=SECONDS
+                    thaw what the agent froze when no guest-fsfreeze-thaw
+                    comes within SECONDS (default 0: never, as qemu-ga)
 `;
 }

@@ -34,6 +34,8 @@ export interface AgentConfig {
   allowedRpcs: string[] | undefined;
   /** denoga's `--exclude-interfaces`: name patterns guest-network-get-interfaces leaves out. */
   excludeInterfaces: string[];
+  /** denoga's `--fsfreeze-timeout`: seconds until an auto-thaw; 0: never (qemu-ga). */
+  fsfreezeTimeout: number;
 }
 
 /** qemu-ga's built-in defaults on Debian (§5.1). */
@@ -102,6 +104,7 @@ export function defaultConfig(): AgentConfig {
     blockedRpcs: [],
     allowedRpcs: undefined,
     excludeInterfaces: [],
+    fsfreezeTimeout: 0,
   };
 }
 
@@ -134,6 +137,22 @@ export function applyKeyFile(config: AgentConfig, kf: KeyFile): void {
   if (has("exclude-interfaces")) {
     config.excludeInterfaces.push(...splitPatterns(str("exclude-interfaces")));
   }
+  if (has("fsfreeze-timeout")) {
+    const seconds = parseSeconds(str("fsfreeze-timeout"));
+    if (seconds === undefined) {
+      throw new KeyFileError(
+        "Key file contains key “fsfreeze-timeout” which has a value that cannot be interpreted.",
+      );
+    }
+    config.fsfreezeTimeout = seconds;
+  }
+}
+
+/** A whole number of seconds, 0 or more (surrounding blanks allowed), or undefined. */
+export function parseSeconds(v: string): number | undefined {
+  const t = v.trim();
+  if (!/^[0-9]{1,9}$/.test(t)) return undefined;
+  return Number(t);
 }
 
 /** The config file path and whether it must exist (`-c` given). */
@@ -198,6 +217,9 @@ export function dumpConfig(config: AgentConfig, path: string | undefined): strin
   // denoga's own keys come last and only when set, so a default dump matches qemu-ga's.
   if (config.excludeInterfaces.length > 0) {
     e.push(["exclude-interfaces", escapeValue(config.excludeInterfaces.join(","))]);
+  }
+  if (config.fsfreezeTimeout > 0) {
+    e.push(["fsfreeze-timeout", String(config.fsfreezeTimeout)]);
   }
   return keyFileToData(GROUP, e);
 }
@@ -293,6 +315,18 @@ export function resolveConfig(
       case "exclude-interfaces":
         config.excludeInterfaces.push(...splitPatterns(v));
         break;
+      case "fsfreeze-timeout": {
+        const seconds = parseSeconds(v);
+        if (seconds === undefined) {
+          return {
+            kind: "exit",
+            code: 1,
+            stderr: `${prog}: invalid --fsfreeze-timeout '${v}': expected whole seconds\n`,
+          };
+        }
+        config.fsfreezeTimeout = seconds;
+        break;
+      }
       case "h":
         return { kind: "exit", code: 0, stdout: usageText(prog, QGA_COMPAT_VERSION, DEFAULTS) };
     }

@@ -10,7 +10,7 @@
  */
 
 import { assertEquals, assertOk } from "../assert.ts";
-import { assertOwnLoopMount, realTest, run, withLoopFs } from "../fixtures/loopfs.ts";
+import { assertOwnLoopMount, kernelFrozen, realTest, run, withLoopFs } from "../fixtures/loopfs.ts";
 import { hasQemuGa, type Impl, RawClient, startAgent } from "./harness.ts";
 
 const dec = new TextDecoder("latin1");
@@ -103,3 +103,65 @@ realTest("a freeze stuck in the kernel: qemu-ga goes deaf (the contrast)", ["ext
   // Once the kernel lets go, qemu-ga works through the backlog and the thaw.
   assertOk(t[1].includes('"id": "t"'), t[1]);
 });
+
+/**
+ * The host gives up on a stuck freeze, resyncs and sends a thaw while FIFREEZE still sleeps in
+ * the kernel. Whatever the freeze then freezes must be thawed: qemu-ga gets there by working
+ * through its backlog in order; denoga's thaw waits for the left-behind freeze, stops it before
+ * any further mount point, and thaws.
+ */
+async function thawWhileStuck(impl: Impl): Promise<string[]> {
+  const t: string[] = [];
+  // `other` is mounted before `inner`, so a freeze (reverse mount order) reaches it after the
+  // stuck one: the thaw must stop the freeze there, or `other` ends up frozen behind it.
+  await withLoopFs("ext4", (other) =>
+    withStuckFreezeSetup(async (outer, inner) => {
+      assertOwnLoopMount(other);
+      const agent = await startAgent({ impl });
+      let c: RawClient | undefined;
+      try {
+        c = await RawClient.connect(agent.socketPath);
+        await c.send(
+          `{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":["${inner}","${other}"]},"id":"stuck"}`,
+        );
+        await c.send(`\xff{"execute":"guest-sync-delimited","arguments":{"id":4242}}`);
+        // denoga answers the resync, leaving the freeze behind; qemu-ga stays deaf.
+        await readUntil(c, "4242", 3_000).catch(() => []);
+        await c.send(`{"execute":"guest-fsfreeze-thaw","id":"t"}`);
+        await new Promise((r) => setTimeout(r, 300)); // the thaw is in before the kernel lets go
+        // (Not probed while stuck: a probe's own FIFREEZE would sleep in the kernel too.)
+        await run("fsfreeze", ["-u", outer]).catch(() => {}); // may already be thawed by a thaw-all
+        const thaw = (await readUntil(c, '"id": "t"', 30_000)).at(-1)!;
+        t.push(`# thaw answered: ${/^\{"return": \d+, "id": "t"\}$/.test(thaw)} ${thaw}`);
+        await c.send(`{"execute":"guest-fsfreeze-status","id":"s"}`);
+        t.push((await readUntil(c, '"id": "s"', 10_000)).at(-1)!);
+        t.push(`# inner frozen after the thaw: ${await kernelFrozen(inner)}`);
+        t.push(`# other frozen after the thaw: ${await kernelFrozen(other)}`);
+      } finally {
+        c?.close();
+        await run("fsfreeze", ["-u", inner]).catch(() => {});
+        await run("fsfreeze", ["-u", other]).catch(() => {});
+        await agent.stop();
+      }
+    }));
+  return t;
+}
+
+for (const impl of ["denoga", "qemu-ga"] as const) {
+  realTest(`a thaw sent while the freeze is stuck is honoured once it returns (${impl})`, [
+    "ext4",
+  ], async () => {
+    if (impl === "qemu-ga" && !hasQemuGa()) {
+      if (Deno.env.get("DENOGA_REQUIRE_REAL") === "1") throw new Error("qemu-ga is missing");
+      console.warn("qemu-ga missing: contrast case not run");
+      return;
+    }
+    const t = await thawWhileStuck(impl);
+    assertOk(t[0].startsWith("# thaw answered: true"), t[0]);
+    assertEquals(t.slice(1), [
+      '{"return": "thawed", "id": "s"}',
+      "# inner frozen after the thaw: false",
+      "# other frozen after the thaw: false",
+    ]);
+  });
+}

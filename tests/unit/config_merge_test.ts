@@ -146,3 +146,37 @@ Deno.test("--exclude-interfaces: off by default, config then command line accumu
   // Long only: no short letter is taken.
   assertEquals(resolveConfig(["-e"], "denoga", [], env({})).kind, "exit");
 });
+
+Deno.test("--fsfreeze-timeout: off by default, config key then command line, -D dumps it", () => {
+  const base = ["-m", "unix-listen", "-p", "/s"];
+  const plain = resolveConfig(base, "denoga", [], env({}));
+  assertEquals(plain.kind === "run" && plain.config.fsfreezeTimeout, 0);
+  const e = env({ "/c": "[general]\nfsfreeze-timeout=600\n" });
+  const fromFile = resolveConfig([...base, "-c", "/c"], "denoga", [], e);
+  assertEquals(fromFile.kind === "run" && fromFile.config.fsfreezeTimeout, 600);
+  assertEquals(dump(["-c", "/c"], e), DEFAULT_DUMP + "fsfreeze-timeout=600\n");
+  const both = resolveConfig([...base, "-c", "/c", "--fsfreeze-timeout", "30"], "denoga", [], e);
+  assertEquals(both.kind === "run" && both.config.fsfreezeTimeout, 30);
+  const eq = resolveConfig([...base, "--fsfreeze-timeout=0"], "denoga", [], e);
+  assertEquals(eq.kind === "run" && eq.config.fsfreezeTimeout, 0);
+  // qemu-ga's abbreviation `--fsfreeze` still means -F (the hook), not the new option.
+  const hook = resolveConfig([...base, "--fsfreeze=/h"], "denoga", [], env({}));
+  assertEquals(hook.kind === "run" && [hook.config.fsfreezeHook, hook.config.fsfreezeTimeout], [
+    "/h",
+    0,
+  ]);
+  const t = resolveConfig([...base, "--fsfreeze-t=5"], "denoga", [], env({}));
+  assertEquals(t.kind === "run" && t.config.fsfreezeTimeout, 5);
+  // Bad values: the command line and the key file are refused like qemu-ga's own options.
+  for (const bad of ["-1", "1.5", "ten", ""]) {
+    const r = resolveConfig([...base, `--fsfreeze-timeout=${bad}`], "denoga", [], env({}));
+    assertEquals(r.kind === "exit" && r.code, 1, bad);
+  }
+  const badFile = resolveConfig(
+    [...base, "-c", "/c"],
+    "denoga",
+    [],
+    env({ "/c": "[general]\nfsfreeze-timeout=soon\n" }),
+  );
+  assertEquals(badFile.kind === "exit" && badFile.code, 1);
+});

@@ -34,12 +34,12 @@ Deno.test("guest-info: the same text while nothing changes; freeze and thaw show
   assertEquals(enabledOf(first, "guest-get-time"), "false");
   assertEquals(enabledOf(first, "guest-ping"), "true");
   assertEquals(enabledOf(first, "guest-file-open"), "true");
-  agent.setFrozen();
+  agent.freezer.enterFrozen();
   const frozen = info(agent);
   assertEquals(enabledOf(frozen, "guest-file-open"), "false");
   assertEquals(enabledOf(frozen, "guest-ping"), "true");
   assertEquals(info(agent), frozen);
-  agent.unsetFrozen();
+  agent.freezer.leaveFrozen();
   assertEquals(info(agent), first);
   // Another agent with other lists has its own reply
   const other = info(agentWith([]));

@@ -126,7 +126,7 @@ Deno.test("while a freeze is stuck in the kernel, later replies wait their turn"
     c.send('{"execute":"guest-fsfreeze-freeze","id":"f"}{"execute":"guest-ping","id":"p"}');
     await freeze.entered;
     assertEquals(c.text(), "");
-    assertOk(h.agent.frozen, "frozen state is entered before the first ioctl");
+    assertOk(h.agent.freezer.frozen, "frozen state is entered before the first ioctl");
     freeze.release();
     await c.waitFor('"id": "p"');
     assertEquals(c.text(), '{"return": 1, "id": "f"}\n{"return": {}, "id": "p"}\n');
@@ -150,7 +150,7 @@ Deno.test("a resync leaves a stuck freeze behind and is answered", async () => {
     c.send('{"execute":"guest-fsfreeze-thaw"}');
     await c.waitFor('{"return": 0}');
     assertEquals(c.text(), '\xff{"return": 7}\n{"return": "frozen"}\n{"return": 0}\n');
-    assertEquals(h.agent.frozen, false);
+    assertEquals(h.agent.freezer.frozen, false);
   });
 });
 
