@@ -80,15 +80,29 @@ async function syncUntilReady(
   }
 }
 
-/** A fresh connection that answers a sync (the agent may still be restarting). */
-async function reconnect(vm: CloudVm, timeoutMs: number): Promise<QgaRawClient> {
+/**
+ * A fresh connection that answers a sync (the agent may still be restarting); each connection
+ * gets up to 10 s. `trace` collects when each connection was made and how it ended.
+ */
+async function reconnect(
+  vm: CloudVm,
+  timeoutMs: number,
+  trace?: { from: number; lines: string[] },
+): Promise<QgaRawClient> {
   const deadline = Date.now() + timeoutMs;
+  const at = (): string =>
+    trace ? `+${((performance.now() - trace.from) / 1000).toFixed(1)} s` : "";
   for (;;) {
     const c = await QgaRawClient.connect(vm.socket);
+    const opened = at();
     try {
       await syncUntilReady(c, vm, Math.min(10_000, Math.max(0, deadline - Date.now())));
+      trace?.lines.push(`connection at ${opened}: synced at ${at()}`);
       return c;
     } catch (e) {
+      trace?.lines.push(
+        `connection at ${opened}: ${e instanceof Error ? e.message : e} at ${at()}`,
+      );
       c.close();
       if (Date.now() > deadline || vm.hasExited()) throw e;
     }
@@ -96,17 +110,23 @@ async function reconnect(vm: CloudVm, timeoutMs: number): Promise<QgaRawClient> 
 }
 
 /** Runs `path args` in the guest through guest-exec and returns its stdout. */
-async function guestRun(c: QgaRawClient, path: string, args: string[]): Promise<string> {
+async function guestRun(
+  c: QgaRawClient,
+  path: string,
+  args: string[],
+  timeoutMs = 30_000,
+): Promise<string> {
   const { pid } = await c.call<{ pid: number }>("guest-exec", {
     path,
     arg: args,
     "capture-output": true,
-  });
+  }, timeoutMs);
   const deadline = Date.now() + 30_000;
   for (;;) {
     const st = await c.call<{ exited: boolean; exitcode?: number; "out-data"?: string }>(
       "guest-exec-status",
       { pid },
+      timeoutMs,
     );
     if (st.exited) {
       assertEquals(st.exitcode, 0, `${path} ${args.join(" ")}`);
@@ -227,7 +247,13 @@ async function scenario(
     await step("systemctl restart of the agent through guest-exec, host reconnects", async () => {
       const unit = CLOUD_UNITS[agent];
       const pidOf = async (): Promise<string> =>
-        (await guestRun(c(), "/usr/bin/systemctl", ["show", "-p", "MainPID", "--value", unit]))
+        // A short deadline: a request the dying agent took with it gets no answer at all.
+        (await guestRun(
+          c(),
+          "/usr/bin/systemctl",
+          ["show", "-p", "MainPID", "--value", unit],
+          3_000,
+        ))
           .trim();
       const before = await pidOf();
       assertOk(/^[1-9]\d*$/.test(before), `MainPID before: ${before}`);
@@ -250,6 +276,7 @@ async function scenario(
       let after = before;
       let lastError: unknown;
       let attempts = 0;
+      const trace = { from: sentAt, lines: [] as string[] };
       const deadline = Date.now() + RESTART_TIMEOUT_MS;
       while (after === before) {
         assertOk(Date.now() < deadline, `${unit} kept MainPID ${before} (${lastError})`);
@@ -257,8 +284,11 @@ async function scenario(
         client = undefined;
         try {
           attempts++;
-          client = await reconnect(vm, RESTART_TIMEOUT_MS);
+          client = await reconnect(vm, RESTART_TIMEOUT_MS, trace);
           after = await pidOf();
+          trace.lines.push(
+            `MainPID ${after} at +${((performance.now() - sentAt) / 1000).toFixed(1)} s`,
+          );
         } catch (e) {
           lastError = e;
           await new Promise((r) => setTimeout(r, 250));
@@ -267,13 +297,16 @@ async function scenario(
       assertEquals(await c().request("guest-ping"), { return: {} });
       seen.restartSeconds = (performance.now() - sentAt) / 1000;
       assertOk(/^[1-9]\d*$/.test(after), `MainPID after: ${after}`);
+      const uptime = await guestRun(c(), "/usr/bin/cat", ["/proc/uptime"]);
       const journal = await guestRun(c(), "/usr/bin/journalctl", [
         ...["-u", unit, "-o", "short-monotonic", "--no-pager", "-n", "8"],
       ]);
       console.log(
         `[cloud ${agent}] restart → answering again: ${seen.restartSeconds.toFixed(1)} s ` +
-          `(MainPID ${before} → ${after}, ${attempts} connection(s)); the unit's journal:\n` +
-          journal.trimEnd(),
+          `(MainPID ${before} → ${after}, ${attempts} attempt(s)):\n  ${
+            trace.lines.join("\n  ")
+          }\n` +
+          `the unit's journal (guest uptime now ${uptime.split(" ")[0]} s):\n${journal.trimEnd()}`,
       );
     });
   } finally {
