@@ -49,20 +49,65 @@ export class Server {
   async run(): Promise<void> {
     const agent = this.#agent;
     const router = new Router(agent);
-    const parser = new JsonMessageParser((ev) => router.handle(ev));
-    const buf = new Uint8Array(READ_SIZE);
+    // Backpressure: input is only lexed while the session's backlog is under its bound, so a
+    // host that writes but does not read cannot make the agent queue replies without limit.
+    const parser = new JsonMessageParser(
+      (ev) => router.handle(ev),
+      () => this.#session?.overloaded ?? false,
+    );
+    // Two buffers: while the rest of one chunk waits for the backlog to drain, one read ahead
+    // goes into the other.
+    const bufs = [new Uint8Array(READ_SIZE), new Uint8Array(READ_SIZE)];
     for (;;) {
       const conn = await this.#channel.accept();
       if (!conn) return;
       const session = new Session(conn);
       this.#session = session;
       router.attach(session);
+      let which = 0;
+      const readNext = (): Promise<Uint8Array | null> => {
+        const b = bufs[which];
+        which ^= 1;
+        return conn.read(b).then((n) => n === null ? null : b.subarray(0, n));
+      };
+      let ahead: Promise<Uint8Array | null> | undefined;
+      let aheadEnded = false;
+      let aheadSettled = false;
+      // Waits while the session is overloaded. One read goes ahead meanwhile, so a host that
+      // hangs up (and reconnects) is noticed even when no write is pending to fail.
+      const waitForRoom = async () => {
+        while (session.overloaded) {
+          if (!ahead) {
+            aheadSettled = aheadEnded = false;
+            ahead = readNext().then((d) => {
+              aheadSettled = true;
+              aheadEnded = d === null;
+              return d;
+            }, () => {
+              aheadSettled = aheadEnded = true;
+              return null;
+            });
+          }
+          await (aheadSettled ? session.relieved() : Promise.race([session.relieved(), ahead]));
+          // The host is gone: drop its replies (as on any disconnect) so the rest of the
+          // input only moves the parser on.
+          if (aheadEnded) session.close();
+        }
+      };
       try {
         for (;;) {
-          const n = await conn.read(buf);
-          if (n === null) break;
-          parser.feed(buf.subarray(0, n));
-          session.flush();
+          if (session.overloaded) await waitForRoom();
+          const data = await (ahead ?? readNext());
+          ahead = undefined;
+          if (data === null) break;
+          let off = 0;
+          for (;;) {
+            off += parser.feed(off === 0 ? data : data.subarray(off));
+            session.flush();
+            if (off >= data.length) break;
+            // The rest of the chunk waits until the host has read enough replies.
+            await waitForRoom();
+          }
         }
       } catch (e) {
         agent.log.debug(`channel read failed: ${e instanceof Error ? e.message : e}`);
