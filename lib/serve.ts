@@ -10,11 +10,16 @@ import type { Channel } from "./channels/channel.ts";
 import { Router, Session } from "./dispatch/router.ts";
 import { JsonMessageParser } from "./protocol/streamer.ts";
 import type { Agent } from "./agent.ts";
+import { releaseMemory } from "./memory.ts";
 
 /** Bytes read per call; larger than qemu-ga's 4096 so big requests cost fewer wakeups. */
 const READ_SIZE = 256 * 1024;
 /** How long replies to requests still running at end of input are waited for. */
 const EOF_GRACE_MS = 2000;
+/** Bytes read plus written after which going quiet gives memory back. */
+const BURST_BYTES = 8 * 1024 * 1024;
+/** How long the agent has to stay quiet before memory is given back. */
+const RELEASE_DELAY_MS = 1000;
 
 function settleWithin(p: Promise<void>, ms: number): Promise<void> {
   let id: ReturnType<typeof setTimeout> | undefined;
@@ -34,6 +39,9 @@ export class Server {
   readonly #agent: Agent;
   readonly #channel: Channel;
   #session: Session | undefined;
+  /** Bytes read and written since memory was last given back. */
+  #burst = 0;
+  #releaseTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(agent: Agent, channel: Channel) {
     this.#agent = agent;
@@ -43,6 +51,20 @@ export class Server {
   /** Resolves once every reply that is ready has been written to the current client. */
   async drained(): Promise<void> {
     await this.#session?.drained();
+  }
+
+  /** After a burst, gives memory back once no reply has been written for a while. */
+  #quiet(written: number): void {
+    this.#burst += written;
+    if (this.#burst < BURST_BYTES) return;
+    if (this.#releaseTimer !== undefined) clearTimeout(this.#releaseTimer);
+    this.#releaseTimer = setTimeout(() => {
+      this.#releaseTimer = undefined;
+      if (this.#session?.busy) return; // the next quiet moment re-arms it
+      this.#burst = 0;
+      void releaseMemory();
+    }, RELEASE_DELAY_MS);
+    Deno.unrefTimer(this.#releaseTimer);
   }
 
   /** Accepts and serves connections, one at a time, until the channel closes. */
@@ -61,7 +83,7 @@ export class Server {
     for (;;) {
       const conn = await this.#channel.accept();
       if (!conn) return;
-      const session = new Session(conn);
+      const session = new Session(conn, (written) => this.#quiet(written));
       this.#session = session;
       router.attach(session);
       let which = 0;
@@ -100,6 +122,7 @@ export class Server {
           const data = await (ahead ?? readNext());
           ahead = undefined;
           if (data === null) break;
+          this.#burst += data.length;
           let off = 0;
           for (;;) {
             off += parser.feed(off === 0 ? data : data.subarray(off));

@@ -128,9 +128,16 @@ export class Session {
   #idleWaiters: (() => void)[] = [];
   #drainWaiters: (() => void)[] = [];
   #reliefWaiters: (() => void)[] = [];
+  readonly #onQuiet: ((written: number) => void) | undefined;
+  #written = 0;
 
-  constructor(writer: ReplyWriter) {
+  /**
+   * `onQuiet` is told, each time everything is written and no request is queued or running,
+   * how many reply bytes were written since it was last told.
+   */
+  constructor(writer: ReplyWriter, onQuiet?: (written: number) => void) {
     this.#writer = writer;
+    this.#onQuiet = onQuiet;
   }
 
   /** True once the connection is gone; nothing more is written. */
@@ -299,6 +306,7 @@ export class Session {
         this.#inflight = size;
         await this.#writer.writeAll(data);
         this.#inflight = 0;
+        this.#written += size;
         // Give megabyte replies back at once instead of whenever V8 collects them.
         if (data.length >= BIG_REPLY && data.buffer instanceof ArrayBuffer) {
           data.buffer.transfer(0);
@@ -315,6 +323,11 @@ export class Session {
       this.#inflight = 0;
       this.#notifyDrained();
       this.#checkRelief();
+      if (this.#onQuiet && !this.busy && this.#outBytes === 0) {
+        const written = this.#written;
+        this.#written = 0;
+        this.#onQuiet(written);
+      }
     }
   }
 
