@@ -70,39 +70,3 @@ function decodeLikeGlib(input: string): Uint8Array {
 export function encodeBase64(data: Uint8Array): string {
   return data.toBase64();
 }
-
-const ALPHABET = new TextEncoder().encode(
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-);
-/** Two output characters (little-endian) for each 12-bit value. */
-const PAIRS = new Uint16Array(4096);
-for (let i = 0; i < 4096; i++) PAIRS[i] = ALPHABET[i >> 6] | (ALPHABET[i & 63] << 8);
-
-/**
- * {@link encodeBase64} as ASCII bytes: megabytes of base64 go to the reply buffer without a
- * string in the JS heap, which V8 would only collect at its next major GC.
- */
-export function encodeBase64Bytes(src: Uint8Array): Uint8Array {
-  const n = src.length;
-  const out = new Uint8Array(Math.ceil(n / 3) * 4);
-  const full = n - (n % 3);
-  // A fresh buffer is aligned and each 3-byte group makes 4 characters: two aligned pairs.
-  // (Little-endian, as on every platform denoga runs on.)
-  const pairs = new Uint16Array(out.buffer, 0, out.length >> 1);
-  let j = 0;
-  for (let i = 0; i < full; i += 3) {
-    const v = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2];
-    pairs[j++] = PAIRS[v >> 12];
-    pairs[j++] = PAIRS[v & 4095];
-  }
-  const rest = n - full;
-  if (rest > 0) {
-    let o = j * 2;
-    const v = (src[full] << 16) | (rest === 2 ? src[full + 1] << 8 : 0);
-    out[o++] = ALPHABET[v >> 18];
-    out[o++] = ALPHABET[(v >> 12) & 63];
-    out[o++] = rest === 2 ? ALPHABET[(v >> 6) & 63] : 0x3d;
-    out[o] = 0x3d;
-  }
-  return out;
-}

@@ -20,7 +20,7 @@ import {
   OsError,
 } from "../../ffi/libc.ts";
 import type { Agent } from "../agent.ts";
-import { decodeBase64, encodeBase64Bytes } from "../base64.ts";
+import { decodeBase64, encodeBase64 } from "../base64.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError, QgaError } from "../errors.ts";
@@ -176,7 +176,7 @@ export const guestFileRead = defineCommand({
     f.rw = "reading";
     const reply = {
       count: got.data.length,
-      "buf-b64": new VerbatimString(encodeBase64Bytes(got.data)),
+      "buf-b64": new VerbatimString(encodeBase64(got.data)),
       eof: got.eof,
     };
     // Release up to 48 MiB now rather than whenever V8 collects it (peak RSS).
