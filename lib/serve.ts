@@ -10,11 +10,16 @@ import type { Channel } from "./channels/channel.ts";
 import { Router, Session } from "./dispatch/router.ts";
 import { JsonMessageParser } from "./protocol/streamer.ts";
 import type { Agent } from "./agent.ts";
+import { releaseMemory } from "./memory.ts";
 
 /** Bytes read per call; larger than qemu-ga's 4096 so big requests cost fewer wakeups. */
 const READ_SIZE = 256 * 1024;
 /** How long replies to requests still running at end of input are waited for. */
 const EOF_GRACE_MS = 2000;
+/** Bytes read plus written after which going quiet gives memory back. */
+const BURST_BYTES = 8 * 1024 * 1024;
+/** How long the agent has to stay quiet before memory is given back. */
+const RELEASE_DELAY_MS = 1000;
 
 function settleWithin(p: Promise<void>, ms: number): Promise<void> {
   let id: ReturnType<typeof setTimeout> | undefined;
@@ -34,6 +39,9 @@ export class Server {
   readonly #agent: Agent;
   readonly #channel: Channel;
   #session: Session | undefined;
+  /** Bytes read and written since memory was last given back. */
+  #burst = 0;
+  #releaseTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(agent: Agent, channel: Channel) {
     this.#agent = agent;
@@ -45,24 +53,84 @@ export class Server {
     await this.#session?.drained();
   }
 
+  /** After a burst, gives memory back once no reply has been written for a while. */
+  #quiet(written: number): void {
+    this.#burst += written;
+    if (this.#burst < BURST_BYTES) return;
+    if (this.#releaseTimer !== undefined) clearTimeout(this.#releaseTimer);
+    this.#releaseTimer = setTimeout(() => {
+      this.#releaseTimer = undefined;
+      if (this.#session?.busy) return; // the next quiet moment re-arms it
+      this.#burst = 0;
+      void releaseMemory();
+    }, RELEASE_DELAY_MS);
+    Deno.unrefTimer(this.#releaseTimer);
+  }
+
   /** Accepts and serves connections, one at a time, until the channel closes. */
   async run(): Promise<void> {
     const agent = this.#agent;
     const router = new Router(agent);
-    const parser = new JsonMessageParser((ev) => router.handle(ev));
-    const buf = new Uint8Array(READ_SIZE);
+    // Backpressure: input is only lexed while the session's backlog is under its bound, so a
+    // host that writes but does not read cannot make the agent queue replies without limit.
+    const parser = new JsonMessageParser(
+      (ev) => router.handle(ev),
+      () => this.#session?.overloaded ?? false,
+    );
+    // Two buffers: while the rest of one chunk waits for the backlog to drain, one read ahead
+    // goes into the other.
+    const bufs = [new Uint8Array(READ_SIZE), new Uint8Array(READ_SIZE)];
     for (;;) {
       const conn = await this.#channel.accept();
       if (!conn) return;
-      const session = new Session(conn);
+      const session = new Session(conn, (written) => this.#quiet(written));
       this.#session = session;
       router.attach(session);
+      let which = 0;
+      const readNext = (): Promise<Uint8Array | null> => {
+        const b = bufs[which];
+        which ^= 1;
+        return conn.read(b).then((n) => n === null ? null : b.subarray(0, n));
+      };
+      let ahead: Promise<Uint8Array | null> | undefined;
+      let aheadEnded = false;
+      let aheadSettled = false;
+      // Waits while the session is overloaded. One read goes ahead meanwhile, so a host that
+      // hangs up (and reconnects) is noticed even when no write is pending to fail.
+      const waitForRoom = async () => {
+        while (session.overloaded) {
+          if (!ahead) {
+            aheadSettled = aheadEnded = false;
+            ahead = readNext().then((d) => {
+              aheadSettled = true;
+              aheadEnded = d === null;
+              return d;
+            }, () => {
+              aheadSettled = aheadEnded = true;
+              return null;
+            });
+          }
+          await (aheadSettled ? session.relieved() : Promise.race([session.relieved(), ahead]));
+          // The host is gone: drop its replies (as on any disconnect) so the rest of the
+          // input only moves the parser on.
+          if (aheadEnded) session.close();
+        }
+      };
       try {
         for (;;) {
-          const n = await conn.read(buf);
-          if (n === null) break;
-          parser.feed(buf.subarray(0, n));
-          session.flush();
+          if (session.overloaded) await waitForRoom();
+          const data = await (ahead ?? readNext());
+          ahead = undefined;
+          if (data === null) break;
+          this.#burst += data.length;
+          let off = 0;
+          for (;;) {
+            off += parser.feed(off === 0 ? data : data.subarray(off));
+            session.flush();
+            if (off >= data.length) break;
+            // The rest of the chunk waits until the host has read enough replies.
+            await waitForRoom();
+          }
         }
       } catch (e) {
         agent.log.debug(`channel read failed: ${e instanceof Error ? e.message : e}`);

@@ -24,6 +24,16 @@ import type { CommandResult } from "./table.ts";
 /** How long a resync waits for an earlier, still running command before leaving it behind. */
 export const RESYNC_GRACE_MS = 500;
 
+/**
+ * Backpressure bound: while the replies queued or being written, plus {@link JOB_WEIGHT} per
+ * request queued or running, exceed this, the session reports itself overloaded (the server
+ * stops reading the channel) and starts no further request. A reply bigger than the bound
+ * (a large guest-file-read) is still produced whole, one at a time.
+ */
+export const BACKLOG_LIMIT = 1024 * 1024;
+/** What a request that has not replied yet counts towards {@link BACKLOG_LIMIT}. */
+export const JOB_WEIGHT = 4 * 1024;
+
 const SENTINEL = 0xff;
 const BIG_REPLY = 64 * 1024;
 const encoder = new TextEncoder();
@@ -52,15 +62,24 @@ interface Job {
 
 /**
  * One reply line from the writer's pieces: optional 0xFF, the text, `\n`. The writer's output
- * is pure ASCII, so each piece is copied once, straight into an exactly sized buffer.
+ * is pure ASCII, so each piece is copied once, straight into an exactly sized buffer. Byte
+ * pieces (verbatim strings handed over as bytes) are released once copied.
  */
-function line(chunks: readonly string[], delimited = false): Uint8Array {
+function line(chunks: readonly (string | Uint8Array)[], delimited = false): Uint8Array {
   let length = delimited ? 2 : 1;
   for (const c of chunks) length += c.length;
   const out = new Uint8Array(length);
   let o = 0;
   if (delimited) out[o++] = SENTINEL;
-  for (const c of chunks) o += encoder.encodeInto(c, out.subarray(o)).written;
+  for (const c of chunks) {
+    if (typeof c === "string") {
+      o += encoder.encodeInto(c, out.subarray(o)).written;
+    } else {
+      out.set(c, o);
+      o += c.length;
+      if (c.length >= BIG_REPLY && c.buffer instanceof ArrayBuffer) c.buffer.transfer(0);
+    }
+  }
   out[o] = 0x0a;
   return out;
 }
@@ -74,6 +93,7 @@ export function errorReply(klass: string, desc: string, id?: QValue): Uint8Array
 /** The success envelope (`return` before `id`). */
 function returnReply(value: CommandResult, id: QValue | undefined, delimited: boolean): Uint8Array {
   const chunks = value === undefined ? ["{}"] : toJsonChunks(value);
+  // The first and last pieces are always text: a verbatim string sits between its quotes.
   chunks[0] = '{"return": ' + chunks[0];
   chunks[chunks.length - 1] += id === undefined ? "}" : `, "id": ${toJson(id)}}`;
   return line(chunks, delimited);
@@ -101,13 +121,23 @@ export class Session {
   #running: Job | undefined;
   #out: Uint8Array[] = [];
   #outBytes = 0;
+  /** Bytes handed to the writer and not yet written. */
+  #inflight = 0;
   #writing = false;
   #closed = false;
   #idleWaiters: (() => void)[] = [];
   #drainWaiters: (() => void)[] = [];
+  #reliefWaiters: (() => void)[] = [];
+  readonly #onQuiet: ((written: number) => void) | undefined;
+  #written = 0;
 
-  constructor(writer: ReplyWriter) {
+  /**
+   * `onQuiet` is told, each time everything is written and no request is queued or running,
+   * how many reply bytes were written since it was last told.
+   */
+  constructor(writer: ReplyWriter, onQuiet?: (written: number) => void) {
     this.#writer = writer;
+    this.#onQuiet = onQuiet;
   }
 
   /** True once the connection is gone; nothing more is written. */
@@ -139,9 +169,38 @@ export class Session {
     this.#pump();
   }
 
-  /** Runs queued jobs until one has to wait. */
+  /**
+   * True while the backlog is over {@link BACKLOG_LIMIT}: the caller should stop feeding input
+   * until {@link Session.relieved} resolves.
+   */
+  get overloaded(): boolean {
+    if (this.#closed) return false;
+    const jobs = this.#jobs.length + (this.#running ? 1 : 0);
+    return this.#outBytes + this.#inflight + jobs * JOB_WEIGHT > BACKLOG_LIMIT;
+  }
+
+  /** Resolves once the session is no longer {@link Session.overloaded} (or is closed). */
+  relieved(): Promise<void> {
+    if (!this.overloaded) return Promise.resolve();
+    return new Promise((resolve) => this.#reliefWaiters.push(resolve));
+  }
+
+  #checkRelief(): void {
+    if (this.#reliefWaiters.length === 0 || this.overloaded) return;
+    const waiters = this.#reliefWaiters;
+    this.#reliefWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Runs queued jobs until one has to wait, or until the output backlog is over the bound (the
+   * write loop pumps again as it drains).
+   */
   #pump(): void {
-    while (!this.#running && this.#jobs.length > 0) {
+    while (
+      !this.#running && this.#jobs.length > 0 &&
+      this.#outBytes + this.#inflight <= BACKLOG_LIMIT
+    ) {
       const job = this.#jobs.shift()!;
       job.started = true;
       let result: Reply | Promise<Reply>;
@@ -156,7 +215,8 @@ export class Session {
           (reply) => this.#finish(job, reply),
           (e) => this.#finish(job, errorReply("GenericError", String(e))),
         );
-        return;
+        // Replies finished before this job still go out now, not once it is done.
+        break;
       }
       job.slot.reply = result;
     }
@@ -166,6 +226,7 @@ export class Session {
       this.#idleWaiters = [];
       for (const w of waiters) w();
     }
+    this.#checkRelief();
   }
 
   #finish(job: Job, reply: Reply): void {
@@ -219,32 +280,54 @@ export class Session {
     try {
       while (this.#outBytes > 0 && !this.#closed) {
         const parts = this.#out;
-        const size = this.#outBytes;
-        this.#out = [];
-        this.#outBytes = 0;
+        let size = this.#outBytes;
         let data: Uint8Array;
-        if (parts.length === 1) {
+        if (parts.length === 1 || parts[0].length >= BIG_REPLY) {
+          // A big reply goes out on its own, as it is, rather than copied next to small ones.
           data = parts[0];
+          size = data.length;
+          parts.shift();
+          this.#outBytes -= size;
         } else {
+          let count = 1;
+          size = parts[0].length;
+          while (count < parts.length && parts[count].length < BIG_REPLY) {
+            size += parts[count++].length;
+          }
           data = new Uint8Array(size);
           let o = 0;
-          for (const p of parts) {
-            data.set(p, o);
-            o += p.length;
+          for (let k = 0; k < count; k++) {
+            data.set(parts[k], o);
+            o += parts[k].length;
           }
+          parts.splice(0, count);
+          this.#outBytes -= size;
         }
+        this.#inflight = size;
         await this.#writer.writeAll(data);
+        this.#inflight = 0;
+        this.#written += size;
         // Give megabyte replies back at once instead of whenever V8 collects them.
         if (data.length >= BIG_REPLY && data.buffer instanceof ArrayBuffer) {
           data.buffer.transfer(0);
         }
+        // Requests held back while the backlog was over the bound may run now.
+        if (!this.#running && this.#jobs.length > 0) this.#pump();
+        this.#checkRelief();
       }
     } catch {
       // The peer went away; qemu-ga logs and carries on. The read side sees EOF next.
       this.close();
     } finally {
       this.#writing = false;
+      this.#inflight = 0;
       this.#notifyDrained();
+      this.#checkRelief();
+      if (this.#onQuiet && !this.busy && this.#outBytes === 0) {
+        const written = this.#written;
+        this.#written = 0;
+        this.#onQuiet(written);
+      }
     }
   }
 
@@ -259,6 +342,7 @@ export class Session {
     this.#slots.length = 0;
     this.#out = [];
     this.#outBytes = 0;
+    this.#checkRelief();
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const w of waiters) w();

@@ -176,6 +176,8 @@ export class JsonLexer {
   #tokLen = 0;
   /** False once the current string token contains a byte needing decoding. */
   #plain = true;
+  /** Set by {@link JsonLexer.pause} from the sink: feed() stops after the current token. */
+  #pauseRequested = false;
 
   /** Creates a lexer delivering tokens to `sink`. */
   constructor(sink: LexerSink) {
@@ -190,8 +192,20 @@ export class JsonLexer {
     this.#shrink();
   }
 
-  /** Lexes `chunk`; tokens are delivered to the sink before this returns. */
-  feed(chunk: Uint8Array): void {
+  /**
+   * Asks the running {@link JsonLexer.feed} (called from the sink) to return right after the
+   * token being delivered; the caller feeds the rest of the chunk later.
+   */
+  pause(): void {
+    this.#pauseRequested = true;
+  }
+
+  /**
+   * Lexes `chunk`; tokens are delivered to the sink before this returns. Returns how many bytes
+   * were consumed: all of them unless the sink called {@link JsonLexer.pause}.
+   */
+  feed(chunk: Uint8Array): number {
+    this.#pauseRequested = false;
     const n = chunk.length;
     let state = this.#state;
     // The current token is #tok[0..#tokLen) followed by chunk[tokStart..i).
@@ -230,14 +244,16 @@ export class JsonLexer {
         const next = entry & ~LOOKAHEAD;
         const consumed = (entry & LOOKAHEAD) === 0;
         const pos = consumed ? i + 1 : i;
-        if (next >= FIRST_TOKEN) {
-          this.#emit(next as TokenType, chunk, tokStart, pos);
-          state = START;
+        if (next >= FIRST_TOKEN || next === ERROR) {
+          this.#emit(next === ERROR ? Tok.ERROR : next as TokenType, chunk, tokStart, pos);
+          state = next === ERROR ? RECOVERY : START;
           tokStart = pos;
-        } else if (next === ERROR) {
-          this.#emit(Tok.ERROR, chunk, tokStart, pos);
-          state = RECOVERY;
-          tokStart = pos;
+          if (this.#pauseRequested) {
+            // Between tokens: nothing is carried over, the rest is lexed afresh from `pos`.
+            this.#pauseRequested = false;
+            this.#state = state;
+            return pos;
+          }
         } else {
           if (next === START || next === RECOVERY) {
             // Whitespace and skipped bytes never belong to a token.
@@ -257,6 +273,7 @@ export class JsonLexer {
     }
     this.#state = state;
     if (tokStart < n) this.#append(chunk, tokStart, n);
+    return n;
   }
 
   /** Delivers the token #tok[0..#tokLen) + chunk[start..end), then empties it. */

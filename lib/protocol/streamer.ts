@@ -49,6 +49,7 @@ export const MAX_NESTING = 1024;
  */
 export class JsonMessageParser {
   readonly #onMessage: (ev: MessageEvent) => void;
+  readonly #shouldPause: (() => boolean) | undefined;
   readonly #lexer: JsonLexer;
   readonly #parser = new JsonParser();
   #braces = 0;
@@ -58,12 +59,18 @@ export class JsonMessageParser {
   /** Chunks handed to feed() by onMessage itself, processed after the current one. */
   #pending: Uint8Array[] | null = null;
   #feeding = false;
+  /** True while the caller's own chunk is lexed (not chunks queued by a re-entrant feed). */
+  #mayPause = false;
   /** First exception thrown by onMessage during the current feed(), rethrown at its end. */
   #thrown: { error: unknown } | null = null;
 
-  /** Creates a parser that reports every message to `onMessage`. */
-  constructor(onMessage: (ev: MessageEvent) => void) {
+  /**
+   * Creates a parser that reports every message to `onMessage`. When `shouldPause` is given it
+   * is asked after each message; true makes {@link JsonMessageParser.feed} return early.
+   */
+  constructor(onMessage: (ev: MessageEvent) => void, shouldPause?: () => boolean) {
     this.#onMessage = onMessage;
+    this.#shouldPause = shouldPause;
     const sink: LexerSink = {
       token: (type, buf, start, end, plain) => this.#token(type, buf, start, end, plain),
       overlong: (length) => this.#overlong(length),
@@ -75,16 +82,22 @@ export class JsonMessageParser {
    * Feed bytes; events are emitted synchronously, in order, during this call. No reference to
    * `chunk` is kept after returning. If `onMessage` throws, the rest of the chunk is still
    * processed and the first exception is rethrown at the end.
+   *
+   * Returns how many bytes of `chunk` were consumed: all of them, unless `shouldPause` said
+   * true after a message; the caller then feeds `chunk.subarray(consumed)` later.
    */
-  feed(chunk: Uint8Array): void {
+  feed(chunk: Uint8Array): number {
     if (this.#feeding) {
       // Called from onMessage: finish the current chunk first, keep the order of bytes.
       (this.#pending ??= []).push(chunk.slice());
-      return;
+      return chunk.length;
     }
     this.#feeding = true;
+    let consumed: number;
     try {
-      this.#lexer.feed(chunk);
+      this.#mayPause = this.#shouldPause !== undefined;
+      consumed = this.#lexer.feed(chunk);
+      this.#mayPause = false;
       while (this.#pending !== null) {
         const queued = this.#pending;
         this.#pending = null;
@@ -92,12 +105,14 @@ export class JsonMessageParser {
       }
     } finally {
       this.#feeding = false;
+      this.#mayPause = false;
     }
     const thrown = this.#thrown;
     if (thrown !== null) {
       this.#thrown = null;
       throw thrown.error;
     }
+    return consumed;
   }
 
   /**
@@ -124,6 +139,8 @@ export class JsonMessageParser {
     } catch (error) {
       this.#thrown ??= { error };
     }
+    // Chunks queued by a re-entrant feed() come after the current one: no pausing then.
+    if (this.#mayPause && this.#pending === null && this.#shouldPause!()) this.#lexer.pause();
   }
 
   #error(desc: string): void {

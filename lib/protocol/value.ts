@@ -28,7 +28,11 @@ export type QValue = null | boolean | bigint | number | string | QValue[] | QDic
  * ```
  */
 export class VerbatimString {
-  constructor(readonly text: string) {}
+  /**
+   * `text` may also be the ASCII bytes of the string; such bytes are handed over: the reply
+   * builder releases them once copied.
+   */
+  constructor(readonly text: string | Uint8Array) {}
 }
 
 /** What a command may hand to the writer: parsed values, plus plain objects for output structs. */

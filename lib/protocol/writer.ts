@@ -27,7 +27,10 @@ import { encodeModUtf8 } from "./utf8.ts";
  * ```
  */
 export function toJson(value: ReplyValue): string {
-  return toJsonChunks(value).join("");
+  const chunks = toJsonChunks(value);
+  let out = "";
+  for (const c of chunks) out += typeof c === "string" ? c : latin1.decode(c);
+  return out;
 }
 
 /**
@@ -35,14 +38,15 @@ export function toJson(value: ReplyValue): string {
  * ASCII, so a non-ASCII placeholder cannot collide with it.
  */
 const VERBATIM_MARK = "\uE000";
-let verbatims: string[] = [];
+let verbatims: (string | Uint8Array)[] = [];
+const latin1 = new TextDecoder("latin1");
 
 /**
  * {@link toJson}, as pieces whose concatenation is the text: the content of each
  * {@link VerbatimString} is a piece of its own, so a caller can copy it into an output buffer
  * without building one big string first.
  */
-export function toJsonChunks(value: ReplyValue): string[] {
+export function toJsonChunks(value: ReplyValue): (string | Uint8Array)[] {
   const kept = typeof value === "object" && value !== null ? printed.get(value) : undefined;
   if (kept !== undefined) return [...kept];
   const chunks = printChunks(value);
@@ -52,7 +56,7 @@ export function toJsonChunks(value: ReplyValue): string[] {
 
 /** Values marked by {@link printOnce}, and the text of those printed so far. */
 const printOnceValues = new WeakSet<object>();
-const printed = new WeakMap<object, readonly string[]>();
+const printed = new WeakMap<object, readonly (string | Uint8Array)[]>();
 
 /**
  * Marks a reply value that will never change again, so {@link toJsonChunks} prints it once and
@@ -63,14 +67,14 @@ export function printOnce<T extends object>(value: T): T {
   return value;
 }
 
-function printChunks(value: ReplyValue): string[] {
+function printChunks(value: ReplyValue): (string | Uint8Array)[] {
   const outer = verbatims;
   verbatims = [];
   try {
     const text = write(value);
     if (verbatims.length === 0) return [text];
     const parts = text.split(VERBATIM_MARK);
-    const chunks: string[] = [parts[0]];
+    const chunks: (string | Uint8Array)[] = [parts[0]];
     for (let k = 0; k < verbatims.length; k++) chunks.push(verbatims[k], parts[k + 1]);
     return chunks;
   } finally {
