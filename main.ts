@@ -131,7 +131,7 @@ async function main(args: string[]): Promise<number> {
   // in place before the channel opens, as qemu-ga's are: a host (or test) that sees the socket
   // may signal at once, and the default action would kill the agent with status 143.
   let channel: Channel | undefined;
-  let drained: (() => Promise<void>) | undefined;
+  let drained: () => Promise<void> = () => Promise.resolve();
   let exitRequested = false;
   const stop = async () => {
     if (agent.freezer.frozen) {
@@ -141,7 +141,7 @@ async function main(args: string[]): Promise<number> {
     channel?.close();
     // Let the reply that ended the frozen state (and any other ready reply) go out first, and
     // write out buffered file data as exit() does for qemu-ga's stdio streams.
-    await drained?.();
+    await drained();
     await agent.flushFiles();
     Deno.exit(0);
   };
