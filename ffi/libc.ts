@@ -141,6 +141,11 @@ const SYMBOLS = {
   // The chain op's worker half (ffi/ops/chain.ts). getdents64 is a glibc 2.30 addition.
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize", optional: true },
+  // The change notifier (ffi/inotify.ts): calls that cannot block, made on the event loop.
+  inotify_init1: { parameters: ["i32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
   // Executable memory for the raw system-call trampoline (ffi/rawsyscall.ts). mmap's offset is

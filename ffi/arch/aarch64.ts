@@ -42,9 +42,11 @@ export const AARCH64: Arch = {
     epoll_pwait: 22,
     readlinkat: 78,
     getdents64: 61,
+    inotify_init1: 26,
+    inotify_add_watch: 27,
   },
   layout: {
-    statfs: { size: 120, bsize: 8, blocks: 16, bfree: 24, bavail: 32, frsize: 72 },
+    statfs: { size: 120, type: 0, bsize: 8, blocks: 16, bfree: 24, bavail: 32, frsize: 72 },
     fstrimRange: { size: 24, start: 0, len: 8, minlen: 16 },
     timeval: { size: 16, sec: 0, usec: 8 },
     epollEvent: { size: 16, events: 0 }, // u32 events, 4 bytes padding, u64 data

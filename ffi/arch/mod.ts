@@ -72,6 +72,10 @@ export interface SyscallNumbers {
   readonly readlinkat: number;
   /** getdents64(fd, dirp, count) */
   readonly getdents64: number;
+  /** inotify_init1(flags) */
+  readonly inotify_init1: number;
+  /** inotify_add_watch(fd, path, mask) */
+  readonly inotify_add_watch: number;
 }
 
 /** Byte offsets of the fields the agent reads or writes, and each struct's size. */
@@ -79,6 +83,8 @@ export interface StructLayouts {
   /** `struct statfs` (asm-generic/statfs.h, `__statfs_word` = long): the kernel's and glibc's. */
   readonly statfs: {
     readonly size: number;
+    /** f_type, the filesystem's magic number */
+    readonly type: number;
     readonly bsize: number;
     readonly blocks: number;
     readonly bfree: number;

@@ -40,9 +40,11 @@ export const X86_64: Arch = {
     epoll_pwait: 281,
     readlinkat: 267,
     getdents64: 217,
+    inotify_init1: 294,
+    inotify_add_watch: 254,
   },
   layout: {
-    statfs: { size: 120, bsize: 8, blocks: 16, bfree: 24, bavail: 32, frsize: 72 },
+    statfs: { size: 120, type: 0, bsize: 8, blocks: 16, bfree: 24, bavail: 32, frsize: 72 },
     fstrimRange: { size: 24, start: 0, len: 8, minlen: 16 },
     timeval: { size: 16, sec: 0, usec: 8 },
     epollEvent: { size: 12, events: 0 }, // u32 events, u64 data, packed

@@ -47,7 +47,9 @@ export type ChainItem =
   /** The entry names of a directory, in getdents order, without `.` and `..`. */
   | { kind: "list"; path: OsPath }
   /** statfs(path). */
-  | { kind: "statfs"; path: OsPath };
+  | { kind: "statfs"; path: OsPath }
+  /** inotify_add_watch(fd, path, mask): the watch descriptor (trampoline only). */
+  | { kind: "watch"; path: OsPath; fd: number; mask: number };
 
 /** One look-up's outcome: success carries the field of its kind. */
 export interface ChainAnswer {
@@ -61,6 +63,8 @@ export interface ChainAnswer {
   names?: string[];
   /** "statfs": the result (failures too). */
   statfs?: StatfsResult;
+  /** "watch": the watch descriptor. */
+  wd?: number;
   /** Not answered exactly (see the module comment): ask the ordinary way. */
   incomplete?: true;
 }
@@ -83,6 +87,7 @@ const DIRENT_SIZE = 2048;
 const DIRENT_PROBE = 280;
 
 const decoder = new TextDecoder();
+const ENOSYS = 38;
 
 /** The names in getdents64 records (`d_ino` u64, `d_off` s64, `d_reclen` u16, `d_type`, name). */
 function direntNames(buf: Uint8Array, length: number, names: string[]): void {
@@ -115,7 +120,13 @@ interface Planned {
 }
 
 /** Steps each kind takes. */
-const STEPS: Record<ChainItem["kind"], number> = { read: 4, readlink: 1, list: 4, statfs: 1 };
+const STEPS: Record<ChainItem["kind"], number> = {
+  read: 4,
+  readlink: 1,
+  list: 4,
+  statfs: 1,
+  watch: 1,
+};
 
 /** Bytes of output buffer each kind needs in the arena. */
 function outputSize(item: ChainItem): number {
@@ -128,6 +139,8 @@ function outputSize(item: ChainItem): number {
       return DIRENT_SIZE + DIRENT_PROBE;
     case "statfs":
       return STATFS_SIZE();
+    case "watch":
+      return 0;
   }
 }
 
@@ -240,6 +253,15 @@ function plan(items: readonly ChainItem[]) {
           },
         };
       }
+      case "watch": {
+        const s = step(nr.inotify_add_watch, BigInt(item.fd), path, BigInt(item.mask));
+        return {
+          answer: (ret) => {
+            const n = ret(s);
+            return isError(n) ? failure(Number(-n)) : { errno: 0, wd: Number(n) };
+          },
+        };
+      }
     }
   });
   return { steps, count, arena, planned };
@@ -294,6 +316,9 @@ function viaLibc(item: ChainItem): ChainAnswer {
       const ok = c.statfs(cString(item.path), buf) !== -1;
       return { errno: 0, statfs: ok ? decodeStatfs(buf) : statfsFailure(errno()) };
     }
+    case "watch":
+      // Watches serve the trampoline's change cache only (ffi/inotify.ts), never a worker.
+      return failure(ENOSYS);
     default:
       throw new Error(
         `chain: unknown item kind ${JSON.stringify((item as { kind: unknown }).kind)}`,

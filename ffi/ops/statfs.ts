@@ -19,6 +19,8 @@ export interface StatfsArgs {
 export type StatfsResult =
   | {
     ok: true;
+    /** f_type: the filesystem's magic number (e.g. 0xEF53 for ext2/3/4). */
+    type: number;
     /** f_bsize: the optimal transfer block size. */
     bsize: bigint;
     /** f_frsize, or f_bsize when the kernel reports 0 (glibc's statvfs rule). */
@@ -43,6 +45,7 @@ export function decodeStatfs(buf: Uint8Array<ArrayBuffer>): StatfsResult {
   const frsize = v.getBigUint64(at.frsize, true);
   return {
     ok: true,
+    type: Number(v.getBigUint64(at.type, true) & 0xffffffffn),
     bsize,
     // glibc's statvfs: f_frsize = statfs's f_frsize if set, else f_bsize (old kernels left it 0).
     frsize: frsize !== 0n ? frsize : bsize,

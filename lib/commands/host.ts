@@ -39,6 +39,20 @@ async function readOrUndefined(agent: Agent, path: string): Promise<Uint8Array |
   }
 }
 
+/**
+ * `compute()`, or its last value while none of `paths` changed (the `os` facet's inotify cache,
+ * where it has one). `compute` must read only `paths`.
+ */
+function watched<T>(
+  agent: Agent,
+  key: string,
+  paths: readonly string[],
+  compute: () => Promise<T>,
+): Promise<T> {
+  const os = agent.platform.os;
+  return os.cached !== undefined ? os.cached(key, paths, compute) : compute();
+}
+
 /** First line of a /proc/sys file, as QEMU would print its bytes; undefined if unreadable. */
 async function procLine(agent: Agent, path: string): Promise<string | undefined> {
   const data = await readOrUndefined(agent, path);
@@ -110,33 +124,57 @@ async function isDirectory(agent: Agent, path: string): Promise<boolean> {
 }
 
 /**
- * GLib's zone_identifier_unix, reduced to the question it settles: is /etc/localtime used?
- * When it is a symlink to a regular file, the answer is that file's identity (a cache key).
+ * GLib's zone_identifier_unix: the name /etc/localtime stands for — its symlink's target made
+ * absolute and canonical, with the zoneinfo directory stripped, or, when it is no symlink, the
+ * first line of /var/db/zoneinfo or /etc/timezone — or undefined (GLib then uses UTC).
  */
-async function localtimeUse(agent: Agent): Promise<boolean | string> {
+async function localtimeIdentifier(agent: Agent): Promise<string | undefined> {
   const os = agent.platform.os;
-  let notASymlinkToZoneinfo: boolean;
+  let identifier: string | undefined;
+  let notASymlinkToZoneinfo = false;
   try {
     const target = await os.readLink("/etc/localtime");
     const absolute = target.startsWith("/") ? target : `/etc/${target}`;
     try {
-      const st = await os.lstat(absolute);
-      if (st.isFile) return `${absolute}\0${st.identity}`;
-      notASymlinkToZoneinfo = true; // a symlink to a symlink, for example
+      if ((await os.lstat(absolute)).isFile) identifier = canonicalPath(absolute);
+      else notASymlinkToZoneinfo = true; // a symlink to a symlink, for example
     } catch {
-      return false;
+      return undefined;
     }
   } catch (e) {
     notASymlinkToZoneinfo = e instanceof OsFileError && e.errno === EINVAL;
   }
-  // A plain file (or a chain of links): GLib wants the zone's name from one of these first.
-  return notASymlinkToZoneinfo &&
-    ((await readOrUndefined(agent, "/var/db/zoneinfo")) !== undefined ||
-      (await readOrUndefined(agent, "/etc/timezone")) !== undefined);
+  if (identifier === undefined) {
+    if (!notASymlinkToZoneinfo) return undefined;
+    const named = (await readOrUndefined(agent, "/var/db/zoneinfo")) ??
+      (await readOrUndefined(agent, "/etc/timezone"));
+    if (named === undefined) return undefined;
+    identifier = decodeModUtf8Lossy(named).replace(/[\t\n\v\f\r ]+$/, "");
+  }
+  const tzdir = agent.platform.host.env("TZDIR") ?? "/usr/share/zoneinfo";
+  if (tzdir !== "" && identifier.startsWith(tzdir)) {
+    identifier = identifier.slice(tzdir.length).replace(/^\/+/, "");
+  }
+  return identifier;
 }
 
-/** The zone of the last /etc/localtime read, per file facet, under its file's identity. */
-const localtimeZones = new WeakMap<object, { key: string; zone: Zone }>();
+/** `path` with `.`, `..` and repeated slashes resolved textually (g_canonicalize_filename). */
+function canonicalPath(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}
+
+/**
+ * The zone GLib keeps for the local zone, per file facet, under its identifier ("UTC" when it
+ * fell back): GLib reloads /etc/localtime only when the identifier changes, so a zone file
+ * rewritten under the same name goes unnoticed by qemu-ga, and so here.
+ */
+const defaultZones = new WeakMap<object, { name: string; zone: Zone }>();
 
 /**
  * The zone qemu-ga reports: `TZ` as a constant offset, a POSIX rule or a zoneinfo file (`:`
@@ -144,21 +182,49 @@ const localtimeZones = new WeakMap<object, { key: string; zone: Zone }>();
  * Anything GLib cannot load is UTC.
  */
 export async function localZone(agent: Agent): Promise<Zone> {
-  const tz = agent.platform.host.env("TZ");
+  const { host, os } = agent.platform;
+  const tz = host.env("TZ");
   if (tz === undefined) {
-    const use = await localtimeUse(agent);
-    if (use === false) return UTC;
-    const cached = localtimeZones.get(agent.platform.os);
-    if (cached !== undefined && cached.key === use) return cached.zone;
-    const data = await readOrUndefined(agent, "/etc/localtime");
-    const zone = (data && parseZoneFile(data)) ?? UTC;
-    // Keyed on what was seen before the read: a file replaced meanwhile is read again next time.
-    if (typeof use === "string") localtimeZones.set(agent.platform.os, { key: use, zone });
-    return zone;
+    // Every file the identifier comes from; the zone file itself is read only when it changes.
+    const paths = ["/etc/localtime", "/var/db/zoneinfo", "/etc/timezone"];
+    const id = await watched(agent, "localtime", paths, () => localtimeIdentifier(agent));
+    const kept = defaultZones.get(os);
+    if (kept !== undefined && (kept.name === id || (id === undefined && kept.name === "UTC"))) {
+      return kept.zone;
+    }
+    const data = id === undefined ? undefined : await readOrUndefined(agent, "/etc/localtime");
+    const zone = data && parseZoneFile(data);
+    defaultZones.set(os, zone ? { name: id!, zone } : { name: "UTC", zone: UTC });
+    return zone ?? UTC;
   }
+  // GLib keeps the zone TZ names once it loaded, for as long as TZ stays the same: a zone file
+  // changed afterwards goes unnoticed by qemu-ga, and so here.
+  const tzdir = host.env("TZDIR");
+  const key = `${tz}\0${tzdir}`;
+  let kept = keptZones.get(os);
+  const known = kept?.get(key);
+  if (known !== undefined) return known;
+  const zone = await zoneNamed(agent, tz, tzdir);
+  if (zone === undefined) return UTC;
+  if (kept === undefined) keptZones.set(os, kept = new Map());
+  kept.set(key, zone);
+  return zone;
+}
+
+/** The zones TZ named, per file facet and TZ/TZDIR value. */
+const keptZones = new WeakMap<object, Map<string, Zone>>();
+
+/**
+ * The zone TZ names: a constant offset, a POSIX rule or a zoneinfo file (`:` prefix allowed,
+ * relative to `$TZDIR` or /usr/share/zoneinfo); undefined when GLib cannot load it.
+ */
+async function zoneNamed(
+  agent: Agent,
+  tz: string,
+  tzdir: string | undefined,
+): Promise<Zone | undefined> {
   const fixed = constantOffsetZone(tz) ?? posixRuleZone(tz);
   if (fixed) return fixed;
-  let tzdir = agent.platform.host.env("TZDIR");
   if (tzdir === undefined) {
     tzdir = !(await isDirectory(agent, "/usr/share/zoneinfo")) &&
         (await isDirectory(agent, "/usr/share/lib/zoneinfo"))
@@ -168,7 +234,7 @@ export async function localZone(agent: Agent): Promise<Zone> {
   const name = tz.startsWith(":") ? tz.slice(1) : tz;
   const path = name.startsWith("/") ? name : `${tzdir.replace(/\/+$/, "")}/${name}`;
   const data = await readOrUndefined(agent, path);
-  return (data && parseZoneFile(data)) ?? UTC;
+  return (data && parseZoneFile(data)) ?? undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,15 +267,16 @@ export const guestGetUsers = defineCommand({
     { name: "login-time", type: t.number },
     { name: "domain", type: t.str, optional: true },
   ])),
-  run: async (_args, agent) => {
-    // getutxent finds no records in a file it cannot open.
-    const data = await readOrUndefined(agent, UTMP) ?? new Uint8Array();
-    const records = parseUtmp(data, utmpLayout(agent.platform.host.arch));
-    return loggedInUsers(records).map((u) => ({
-      user: decodeModUtf8Lossy(u.user),
-      "login-time": u.loginTime,
-    }));
-  },
+  run: (_args, agent) =>
+    watched(agent, "utmp", [UTMP], async () => {
+      // getutxent finds no records in a file it cannot open.
+      const data = await readOrUndefined(agent, UTMP) ?? new Uint8Array();
+      const records = parseUtmp(data, utmpLayout(agent.platform.host.arch));
+      return loggedInUsers(records).map((u) => ({
+        user: decodeModUtf8Lossy(u.user),
+        "login-time": u.loginTime,
+      }));
+    }),
 });
 
 /** Reports the time zone in effect now. */
@@ -255,10 +322,15 @@ export const guestGetOsinfo = defineCommand({
       const data = await readOrUndefined(agent, path);
       return data && parseOsReleaseFile(data);
     };
+    const paths = env !== undefined ? [env] : ["/etc/os-release", "/usr/lib/os-release"];
     // Any failure of /etc/os-release, an unreadable or invalid file alike, falls back.
-    const os = env !== undefined
-      ? await parse(env)
-      : (await parse("/etc/os-release")) ?? (await parse("/usr/lib/os-release"));
+    const os = await watched(agent, `os-release ${env}`, paths, async () => {
+      for (const path of paths) {
+        const found = await parse(path);
+        if (found !== undefined) return found;
+      }
+      return undefined;
+    });
     return {
       "kernel-release": release,
       "kernel-version": version,

@@ -10,6 +10,8 @@
  * @module
  */
 
+import type { ChangeCache } from "./watch.ts";
+
 /** A failed file operation: the C library's text and, where the OS gave one, the errno. */
 export class OsFileError extends Error {
   constructor(
@@ -122,6 +124,11 @@ export interface OsFiles {
    * system call chain, `ffi/sysfs.ts`). Optional: a facet without it is asked method by method.
    */
   lookUp?(list: readonly OsLookUp[]): Promise<OsLookUpResult[]>;
+  /**
+   * `compute()`'s value, kept while none of `paths` can have changed (inotify, off the event
+   * loop: `lib/platform/watch.ts`). Optional: without it, callers compute every time.
+   */
+  cached?<T>(key: string, paths: readonly string[], compute: () => Promise<T>): Promise<T>;
 }
 
 /**
@@ -153,6 +160,7 @@ export function withKnown(os: OsFiles, known: ReadonlyMap<string, OsLookUpResult
     chown: (path, uid, gid) => os.chown(path, uid, gid),
     rename: (from, to) => os.rename(from, to),
     remove: (path) => os.remove(path),
+    ...(os.cached === undefined ? {} : { cached: os.cached.bind(os) }),
     ...(os.lookUp === undefined ? {} : {
       lookUp: async (list: readonly OsLookUp[]) => {
         // Only what `known` lacks is asked, in one look-up.
@@ -228,7 +236,9 @@ export function osFiles(root: string): OsFiles {
       throw toOsFileError(e, path, syscall);
     }
   }
-  return {
+  let loading: Promise<ChangeCache> | undefined;
+  let cache: ChangeCache | undefined;
+  const facet: OsFiles = {
     readFile: async (path) => {
       try {
         // One operation on the blocking pool (open, read to EOF, close).
@@ -291,7 +301,15 @@ export function osFiles(root: string): OsFiles {
         return { value: a.names! };
       });
     },
+    cached: async (key, paths, compute) => {
+      cache ??= await (loading ??= Promise.all([
+        import("./watch.ts"),
+        chainModule ??= import("../../ffi/sysfs.ts"),
+      ]).then(([{ changeCache }, { lookUp }]) => changeCache(base, lookUp, facet)));
+      return await cache.cached(key, paths, compute);
+    },
   };
+  return facet;
 }
 
 let chainModule: Promise<typeof import("../../ffi/sysfs.ts")> | undefined;

@@ -176,6 +176,7 @@ function readDirOrder(root: string, path: string): string[] {
 
 const STATFS: StatfsResult = {
   ok: true,
+  type: 0xEF53,
   bsize: 4096n,
   frsize: 4096n,
   blocks: 1000n,
@@ -255,6 +256,7 @@ Deno.test("fsinfo: statfs failure omits the sizes; sizes wrap like unsigned long
       statfs: () =>
         Promise.resolve({
           ok: true,
+          type: 0xEF53,
           bsize: 4096n,
           frsize: 4096n,
           blocks: 2n ** 62n,

@@ -16,11 +16,13 @@ import {
   withTmpfs,
 } from "../fixtures/loopfs.ts";
 
-/** `stat -f` of `path`: fundamental block size, block size, blocks, free, available. */
+/** `stat -f` of `path`: fundamental block size, block size, blocks, free, available, type. */
 async function statDashF(path: string): Promise<StatfsResult> {
-  const out = await run("stat", ["-f", "-c", "%S %s %b %f %a", path]);
-  const [frsize, bsize, blocks, bfree, bavail] = out.trim().split(" ").map((x) => BigInt(x));
-  return { ok: true, bsize, frsize, blocks, bfree, bavail };
+  const out = await run("stat", ["-f", "-c", "%S %s %b %f %a %t", path]);
+  const fields = out.trim().split(" ");
+  const [frsize, bsize, blocks, bfree, bavail] = fields.slice(0, 5).map((x) => BigInt(x));
+  const type = parseInt(fields[5], 16);
+  return { ok: true, type, bsize, frsize, blocks, bfree, bavail };
 }
 
 for (const ex of EXECUTORS) {

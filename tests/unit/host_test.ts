@@ -134,7 +134,7 @@ Deno.test("timezone: a plain /etc/localtime needs /etc/timezone; TZ as a file or
   });
 });
 
-Deno.test("timezone: a changed /etc/localtime link or zone file is picked up", async () => {
+Deno.test("timezone: a changed /etc/localtime link is picked up, its zone file kept", async () => {
   const berlin = await Deno.readFile(new URL("Europe_Berlin", TZIF));
   const newYork = await Deno.readFile(new URL("America_New_York", TZIF));
   const utc = await Deno.readFile(new URL("Etc_UTC", TZIF));
@@ -150,10 +150,28 @@ Deno.test("timezone: a changed /etc/localtime link or zone file is picked up", a
     assertEquals(await guestGetTimezone.run({}, agent), { zone: "CEST", offset: 7200 });
     await relink("../usr/share/zoneinfo/UTC");
     assertEquals(await guestGetTimezone.run({}, agent), { zone: "UTC", offset: 0 });
-    // The same link, its target replaced (as a tzdata update does)
+    // The same link, its target replaced (as a tzdata update does): GLib keeps the zone it
+    // loaded under that name, and so qemu-ga (tests/integration/change_cache_test.ts).
     await Deno.writeFile(`${root}/usr/share/zoneinfo/UTC.new`, newYork);
     await Deno.rename(`${root}/usr/share/zoneinfo/UTC.new`, `${root}/usr/share/zoneinfo/UTC`);
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "UTC", offset: 0 });
+    await relink("../usr/share/zoneinfo/Europe/Berlin");
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "CEST", offset: 7200 });
+    await relink("../usr/share/zoneinfo/UTC"); // now loaded anew
     assertEquals(await guestGetTimezone.run({}, agent), { zone: "EDT", offset: -14400 });
+  });
+});
+
+Deno.test("timezone: the zone TZ names is loaded once, a missing one retried", async () => {
+  const berlin = await Deno.readFile(new URL("Europe_Berlin", TZIF));
+  const newYork = await Deno.readFile(new URL("America_New_York", TZIF));
+  await withRoot({}, { TZ: ":Europe/Berlin" }, async (agent, root) => {
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "UTC", offset: 0 });
+    await Deno.mkdir(`${root}/usr/share/zoneinfo/Europe`, { recursive: true });
+    await Deno.writeFile(`${root}/usr/share/zoneinfo/Europe/Berlin`, berlin);
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "CEST", offset: 7200 });
+    await Deno.writeFile(`${root}/usr/share/zoneinfo/Europe/Berlin`, newYork);
+    assertEquals(await guestGetTimezone.run({}, agent), { zone: "CEST", offset: 7200 });
   });
 });
 

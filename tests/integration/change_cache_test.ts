@@ -1,0 +1,183 @@
+/**
+ * guest-get-osinfo, guest-get-users and guest-get-timezone keep their parsed files between polls
+ * while inotify says nothing changed (lib/platform/watch.ts). This drives every way those files
+ * change — rewritten in place, replaced by rename, a symlink retargeted, deleted, created, a
+ * bind mount over the file, a tmpfs over its directory — and asks denoga and the newest qemu-ga
+ * (which reads os-release and utmp anew each time, and the zone when the name /etc/localtime
+ * stands for changes) after each change: the replies must be the same, and change exactly where
+ * qemu-ga's do.
+ *
+ * Each agent runs in a private mount namespace of its own (`unshare -m`), so the mounts are the
+ * test's: utmp is a tmpfs laid over `/run` in that namespace, written through /proc/PID/root,
+ * and `/etc` a directory of the test's holding only `localtime`, a symlink into the test's own
+ * `zoneinfo/`. (With TZ set, GLib loads the zone once and keeps it while TZ stays the same, so
+ * qemu-ga never sees a zone file change then; tests/unit/host_test.ts covers that.)
+ */
+
+import { assertEquals, assertOk } from "../assert.ts";
+import {
+  type Agent,
+  type Impl,
+  type Json,
+  needQemuGaNewest,
+  needRoot,
+  RawClient,
+  realTest,
+  startAgent,
+} from "./harness.ts";
+import { utmpBytes } from "../fixtures/utmp/build.ts";
+import { utmpLayout } from "../../lib/system/utmp.ts";
+
+const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+const enc = new TextEncoder();
+const USER_PROCESS = 7;
+
+async function sh(...argv: string[]): Promise<void> {
+  const out = await new Deno.Command(argv[0], { args: argv.slice(1), stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/** Runs `argv` in the agent's mount namespace. */
+const inNamespace = (a: Agent, ...argv: string[]) =>
+  sh("nsenter", "-t", String(a.proc.pid), "-m", "--", ...argv);
+
+const osRelease = (name: string) => enc.encode(`ID=${name}\nNAME="${name} linux"\nVERSION_ID=1\n`);
+
+function utmp(users: string[]): Uint8Array {
+  return utmpBytes(
+    utmpLayout(Deno.build.arch),
+    users.map((user, i) => ({ type: USER_PROCESS, user, sec: 1_700_000_000 + i, usec: 0 })),
+  );
+}
+
+realTest(
+  "change cache: osinfo, users and timezone follow every change as qemu-ga does",
+  [needRoot(), needQemuGaNewest()],
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "denoga-change-" });
+    const release = `${dir}/os-release`;
+    await Deno.writeFile(release, osRelease("first"));
+    const zones = `${dir}/zoneinfo`;
+    for (const zone of ["Europe_Berlin", "Asia_Kolkata"]) {
+      await Deno.mkdir(`${zones}/${zone.split("_")[0]}`, { recursive: true });
+      await Deno.copyFile(`${FIXTURES}/tzif/${zone}`, `${zones}/${zone.replace("_", "/")}`);
+    }
+    await Deno.mkdir(`${dir}/etc`);
+    await Deno.symlink(`${zones}/Europe/Berlin`, `${dir}/etc/localtime`);
+    const agents = new Map<Impl, { agent: Agent; client: RawClient }>();
+    try {
+      for (const impl of ["qemu-ga", "denoga"] as const) {
+        const agent = await startAgent({
+          impl,
+          newest: true,
+          env: { QGA_OS_RELEASE: release },
+          wrap: ["unshare", "-m", "--propagation", "private"],
+        });
+        // An empty utmp on a tmpfs of the namespace's own, and the test's /etc.
+        await inNamespace(agent, "mount", "-t", "tmpfs", "denoga-test", "/run");
+        await inNamespace(agent, "mount", "--bind", `${dir}/etc`, "/etc");
+        agents.set(impl, { agent, client: await RawClient.connect(agent.socketPath) });
+      }
+      const ask = async () => {
+        const replies = new Map<Impl, Json[]>();
+        for (const [impl, { client }] of agents) {
+          const got: Json[] = [];
+          for (const cmd of ["guest-get-osinfo", "guest-get-users", "guest-get-timezone"]) {
+            // Twice: the second answer comes from the cache where there is one.
+            await client.request(`{"execute":"${cmd}"}`);
+            got.push(await client.request(`{"execute":"${cmd}"}`));
+          }
+          replies.set(impl, got);
+        }
+        assertEquals(replies.get("denoga"), replies.get("qemu-ga"));
+        return JSON.stringify(replies.get("denoga"));
+      };
+      let last = "";
+      /** A change, then both agents asked; `changes` false: GLib keeps what it loaded. */
+      const step = async (what: string, change: () => Promise<void>, changes = true) => {
+        await change();
+        const answer = await ask();
+        assertOk((answer !== last) === changes, `${what}: the replies changed: ${!changes}`);
+        last = answer;
+      };
+      const eachAgent = async (fn: (a: Agent) => Promise<void>) => {
+        for (const { agent } of agents.values()) await fn(agent);
+      };
+
+      last = await ask();
+      await step("rewritten in place", () => Deno.writeFile(release, osRelease("second")));
+      await step("replaced by rename", async () => {
+        await Deno.writeFile(`${dir}/new`, osRelease("third"));
+        await Deno.rename(`${dir}/new`, release);
+      });
+      await step("made a symlink", async () => {
+        await Deno.writeFile(`${dir}/a`, osRelease("link-a"));
+        await Deno.writeFile(`${dir}/b`, osRelease("link-b"));
+        await Deno.remove(release);
+        await Deno.symlink(`${dir}/a`, release);
+      });
+      await step("symlink retargeted", async () => {
+        await Deno.symlink(`${dir}/b`, `${dir}/link`);
+        await Deno.rename(`${dir}/link`, release);
+      });
+      await step(
+        "symlink target rewritten",
+        () => Deno.writeFile(`${dir}/b`, osRelease("link-b2")),
+      );
+      await step("bind mount over the file", async () => {
+        await Deno.writeFile(`${dir}/mounted`, osRelease("mounted"));
+        await eachAgent((a) => inNamespace(a, "mount", "--bind", `${dir}/mounted`, release));
+      });
+      await step("unmounted", () => eachAgent((a) => inNamespace(a, "umount", release)));
+      await step("deleted", () => Deno.remove(release));
+      await step("created", () => Deno.writeFile(release, osRelease("again")));
+      await step("utmp created", async () => {
+        await eachAgent((a) => Deno.writeFile(`/proc/${a.proc.pid}/root/run/utmp`, utmp(["ann"])));
+      });
+      await step("utmp appended", async () => {
+        await eachAgent((a) =>
+          Deno.writeFile(`/proc/${a.proc.pid}/root/run/utmp`, utmp(["ann", "bob"]))
+        );
+      });
+      await step(
+        "utmp under a new tmpfs",
+        () => eachAgent((a) => inNamespace(a, "mount", "-t", "tmpfs", "denoga-test2", "/run")),
+      );
+      await step("localtime retargeted", async () => {
+        await Deno.symlink(`${zones}/Asia/Kolkata`, `${dir}/etc/localtime.new`);
+        await Deno.rename(`${dir}/etc/localtime.new`, `${dir}/etc/localtime`);
+      });
+      // GLib reloads the local zone only when the name /etc/localtime stands for changes.
+      await step("zone file rewritten", async () => {
+        const data = await Deno.readFile(`${FIXTURES}/tzif/America_New_York`);
+        await Deno.writeFile(`${zones}/Asia/Kolkata`, data);
+      }, false);
+      await step("zone file replaced", async () => {
+        await Deno.copyFile(`${FIXTURES}/tzif/Australia_Sydney`, `${dir}/zone.new`);
+        await Deno.rename(`${dir}/zone.new`, `${zones}/Asia/Kolkata`);
+      }, false);
+      await step("localtime retargeted to another name", async () => {
+        await Deno.mkdir(`${zones}/Australia`);
+        await Deno.copyFile(`${FIXTURES}/tzif/Australia_Sydney`, `${zones}/Australia/Sydney`);
+        await Deno.symlink(`${zones}/Australia/Sydney`, `${dir}/etc/localtime.new`);
+        await Deno.rename(`${dir}/etc/localtime.new`, `${dir}/etc/localtime`);
+      });
+      await step("localtime a plain file, no /etc/timezone: UTC", async () => {
+        await Deno.remove(`${dir}/etc/localtime`);
+        await Deno.copyFile(`${FIXTURES}/tzif/Asia_Kolkata`, `${dir}/etc/localtime`);
+      });
+      await step(
+        "and /etc/timezone names it",
+        () => Deno.writeFile(`${dir}/etc/timezone`, enc.encode("Asia/Kolkata\n")),
+      );
+    } finally {
+      for (const { agent, client } of agents.values()) {
+        client.close();
+        await agent.stop();
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
