@@ -196,7 +196,7 @@ Deno.test("audit: set-time, suspend, and shutdown recorded before it runs", asyn
     // systemd knows the unit, and `systemctl suspend` succeeds.
     runStatus: (argv) => Promise.resolve(argv[1] === "status" ? 3 : 0),
     isExecutable: () => true,
-    os,
+    host: { env: (name: string) => (name === "TZ" ? "UTC" : undefined) } as Platform["host"],
   });
   await guestSetTime.run({}, agent);
   await assertRejects(() => Promise.resolve(guestSetTime.run({ time: -1n << 62n }, agent)));
