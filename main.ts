@@ -119,6 +119,14 @@ async function main(args: string[]): Promise<number> {
       allowedRpcs: config.allowedRpcs,
       excludeInterfaces: config.excludeInterfaces,
       fsfreezeTimeout: config.fsfreezeTimeout,
+      allowExec: config.allowExec,
+      allowFilePath: config.allowFilePath,
+      denyUser: config.denyUser,
+      audit: config.auditLog !== undefined
+        ? { file: config.auditLog }
+        : config.audit
+        ? { log: true }
+        : undefined,
     },
     state,
     log,
@@ -143,6 +151,7 @@ async function main(args: string[]): Promise<number> {
     // write out buffered file data as exit() does for qemu-ga's stdio streams.
     await drained();
     await agent.flushFiles();
+    await agent.audit?.flush();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", stop);
@@ -194,6 +203,8 @@ async function main(args: string[]): Promise<number> {
   };
   // After the thaw's reply (and its hook) is done, not before.
   agent.freezer.onThawed = () => {
+    // Audit records held while frozen (a watchdog or signal thaw runs no command that would).
+    void agent.audit?.flush();
     if (exitRequested) setTimeout(stop, 0);
   };
   await server.run();

@@ -6,16 +6,18 @@
  * @module
  */
 
+import { Audit, type AuditTarget } from "./audit.ts";
 import { QgaError } from "./errors.ts";
 import type { CommandTable } from "./dispatch/table.ts";
 import { Freezer } from "./freezer.ts";
 import type { GuestFile } from "./guest_file.ts";
 import type { Logger } from "./log.ts";
 import type { Platform } from "./platform/mod.ts";
+import { Policy, type PolicyRules } from "./policy.ts";
 import type { StateDir } from "./state.ts";
 
 /** The parts of the configuration the agent consults at run time. */
-export interface AgentOptions {
+export interface AgentOptions extends PolicyRules {
   /** `-F`: the fsfreeze hook to run with `freeze`/`thaw`, if enabled. */
   readonly fsfreezeHook?: string;
   /** `-b`: commands to disable. */
@@ -26,6 +28,8 @@ export interface AgentOptions {
   readonly excludeInterfaces?: readonly string[];
   /** denoga's `--fsfreeze-timeout`: seconds before an auto-thaw; 0 or absent: never. */
   readonly fsfreezeTimeout?: number;
+  /** denoga's `--audit-log`/`--audit`: where audit records go; absent: none are kept. */
+  readonly audit?: AuditTarget;
 }
 
 /**
@@ -47,6 +51,10 @@ export class Agent {
   readonly files = new Map<bigint, GuestFile>();
   /** Frozen state, freeze and thaw (lib/freezer.ts). */
   readonly freezer: Freezer;
+  /** denoga's argument policy (lib/policy.ts); every check passes when no rule is set. */
+  readonly policy: Policy;
+  /** denoga's audit trail (lib/audit.ts), when asked for. */
+  readonly audit: Audit | undefined;
 
   constructor(init: {
     table: CommandTable;
@@ -68,6 +76,13 @@ export class Agent {
       hook: init.options.fsfreezeHook,
       timeoutSeconds: init.options.fsfreezeTimeout,
       frozen: init.frozen,
+    });
+    this.policy = new Policy(init.options, init.platform.os);
+    this.audit = init.options.audit && new Audit({
+      target: init.options.audit,
+      log: init.log,
+      os: init.platform.os,
+      isFrozen: () => this.freezer.frozen,
     });
   }
 

@@ -41,6 +41,11 @@ const OPTIONS: readonly OptionDef[] = [
   // denoga's own options: long only, so no short letter qemu-ga may take later is used.
   { short: "exclude-interfaces", long: "exclude-interfaces", arg: 1, own: true },
   { short: "fsfreeze-timeout", long: "fsfreeze-timeout", arg: 1, own: true },
+  { short: "allow-exec", long: "allow-exec", arg: 1, own: true },
+  { short: "allow-file-path", long: "allow-file-path", arg: 1, own: true },
+  { short: "deny-user", long: "deny-user", arg: 1, own: true },
+  { short: "audit", long: "audit", arg: 0, own: true },
+  { short: "audit-log", long: "audit-log", arg: 1, own: true },
 ];
 
 /** One parsed option: its short letter and its argument, if any. */
@@ -193,5 +198,15 @@ denoga's own options (not in qemu-ga):
   --fsfreeze-timeout=SECONDS
                     thaw what the agent froze when no guest-fsfreeze-thaw
                     comes within SECONDS (default 0: never, as qemu-ga)
+  --allow-exec=PATH,...
+                    programs (or directories, with a trailing /) guest-exec
+                    may run, matched after PATH search and symlinks
+  --allow-file-path=PREFIX,...
+                    directories guest-file-open may open files under,
+                    matched after resolving symlinks and ..
+  --deny-user=NAME,...
+                    users whose password and ssh keys the host may not touch
+  --audit           record every state-changing command in the log
+  --audit-log=PATH  record every state-changing command in PATH (JSON lines)
 `;
 }

@@ -36,6 +36,16 @@ export interface AgentConfig {
   excludeInterfaces: string[];
   /** denoga's `--fsfreeze-timeout`: seconds until an auto-thaw; 0: never (qemu-ga). */
   fsfreezeTimeout: number;
+  /** denoga's `--allow-exec`: programs (or `dir/`) guest-exec may run; empty: any. */
+  allowExec: string[];
+  /** denoga's `--allow-file-path`: prefixes guest-file-open may open under; empty: any. */
+  allowFilePath: string[];
+  /** denoga's `--deny-user`: users the password and ssh-key commands refuse. */
+  denyUser: string[];
+  /** denoga's `--audit`: audit records to the agent's log. */
+  audit: boolean;
+  /** denoga's `--audit-log`: audit records to this file (wins over `audit`). */
+  auditLog: string | undefined;
 }
 
 /** qemu-ga's built-in defaults on Debian (§5.1). */
@@ -105,6 +115,11 @@ export function defaultConfig(): AgentConfig {
     allowedRpcs: undefined,
     excludeInterfaces: [],
     fsfreezeTimeout: 0,
+    allowExec: [],
+    allowFilePath: [],
+    denyUser: [],
+    audit: false,
+    auditLog: undefined,
   };
 }
 
@@ -146,6 +161,20 @@ export function applyKeyFile(config: AgentConfig, kf: KeyFile): void {
     }
     config.fsfreezeTimeout = seconds;
   }
+  for (const [key, list] of policyLists(config)) {
+    if (has(key)) list.push(...splitPatterns(str(key)));
+  }
+  if (has("audit")) config.audit = kf.getBoolean(GROUP, "audit");
+  if (has("audit-log")) config.auditLog = str("audit-log");
+}
+
+/** denoga's accumulating policy lists by option and key name. */
+function policyLists(config: AgentConfig): [string, string[]][] {
+  return [
+    ["allow-exec", config.allowExec],
+    ["allow-file-path", config.allowFilePath],
+    ["deny-user", config.denyUser],
+  ];
 }
 
 /** A whole number of seconds, 0 or more (surrounding blanks allowed), or undefined. */
@@ -221,6 +250,11 @@ export function dumpConfig(config: AgentConfig, path: string | undefined): strin
   if (config.fsfreezeTimeout > 0) {
     e.push(["fsfreeze-timeout", String(config.fsfreezeTimeout)]);
   }
+  for (const [key, list] of policyLists(config)) {
+    if (list.length > 0) e.push([key, escapeValue(list.join(","))]);
+  }
+  if (config.audit) e.push(["audit", "true"]);
+  if (config.auditLog !== undefined) e.push(["audit-log", escapeValue(config.auditLog)]);
   return keyFileToData(GROUP, e);
 }
 
@@ -327,6 +361,17 @@ export function resolveConfig(
         config.fsfreezeTimeout = seconds;
         break;
       }
+      case "allow-exec":
+      case "allow-file-path":
+      case "deny-user":
+        policyLists(config).find(([key]) => key === opt)![1].push(...splitPatterns(v));
+        break;
+      case "audit":
+        config.audit = true;
+        break;
+      case "audit-log":
+        config.auditLog = v;
+        break;
       case "h":
         return { kind: "exit", code: 0, stdout: usageText(prog, QGA_COMPAT_VERSION, DEFAULTS) };
     }

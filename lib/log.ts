@@ -106,6 +106,11 @@ export class Logger {
     this.#emit(level, msg);
   }
 
+  /** Writes `msg` whatever the verbosity (denoga's audit records); held while frozen. */
+  always(level: LogLevel, msg: string): void {
+    this.#emit(level, msg);
+  }
+
   #emit(level: LogLevel, msg: string): void {
     const line = `${logTimestamp()}: ${level}: ${msg}\n`;
     if (this.#enabled) {

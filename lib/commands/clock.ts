@@ -11,6 +11,7 @@
 
 import type { Agent } from "../agent.ts";
 import { t } from "../dispatch/schema.ts";
+import { audited } from "../audit.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError } from "../errors.ts";
 import { zoneInfoAt } from "../system/tzif.ts";
@@ -40,25 +41,26 @@ export const guestSetTime = defineCommand({
   name: "guest-set-time",
   summary: "Set the guest's clock to the given time, or from the hardware clock without one",
   args: [{ name: "time", type: t.int, optional: true }],
-  run: async ({ time }, agent) => {
-    if (time !== undefined) {
-      // C's division and remainder: both truncate toward zero, so a negative time gives a
-      // negative microsecond part, which settimeofday refuses.
-      const seconds = time / NS_PER_SECOND;
-      const microseconds = (time % NS_PER_SECOND) / 1000n;
-      // Written for a 32-bit time_t; with a 64-bit one every int64 fits.
-      if (BigInt.asIntN(64, seconds) !== seconds) throw genericError(`Time ${time} is too large`);
-      const year = await localYear(agent, seconds);
-      if (year < 1970 || year >= 2070) throw genericError("Invalid time");
-      const r = await agent.platform.clock.setTimeOfDay(seconds, microseconds);
-      if (!r.ok) throw genericError(`Failed to set time to guest: ${r.strerror}`);
-    }
-    await agent.platform.run(
-      ["/sbin/hwclock", time !== undefined ? "-w" : "-s"],
-      "set hardware clock to system time",
-    );
-    return undefined;
-  },
+  run: ({ time }, agent) =>
+    audited(agent, "guest-set-time", { ns: time }, async () => {
+      if (time !== undefined) {
+        // C's division and remainder: both truncate toward zero, so a negative time gives a
+        // negative microsecond part, which settimeofday refuses.
+        const seconds = time / NS_PER_SECOND;
+        const microseconds = (time % NS_PER_SECOND) / 1000n;
+        // Written for a 32-bit time_t; with a 64-bit one every int64 fits.
+        if (BigInt.asIntN(64, seconds) !== seconds) throw genericError(`Time ${time} is too large`);
+        const year = await localYear(agent, seconds);
+        if (year < 1970 || year >= 2070) throw genericError("Invalid time");
+        const r = await agent.platform.clock.setTimeOfDay(seconds, microseconds);
+        if (!r.ok) throw genericError(`Failed to set time to guest: ${r.strerror}`);
+      }
+      await agent.platform.run(
+        ["/sbin/hwclock", time !== undefined ? "-w" : "-s"],
+        "set hardware clock to system time",
+      );
+      return undefined;
+    }),
 });
 
 /** The family, for the command table. */

@@ -11,6 +11,7 @@
  */
 
 import { t } from "../dispatch/schema.ts";
+import { audited } from "../audit.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError, QgaError } from "../errors.ts";
 import { OsFileError, type OsFiles } from "../platform/files.ts";
@@ -139,20 +140,21 @@ export const guestSetVcpus = defineCommand({
   summary: "Bring logical processors online or offline; returns how many were processed",
   args: [{ name: "vcpus", type: t.list(GuestLogicalProcessor) }],
   returns: t.int,
-  run: async ({ vcpus }, agent) => {
-    let processed = 0;
-    for (const vcpu of vcpus) {
-      try {
-        await writeVcpu(agent.platform.os, vcpu["logical-id"], vcpu.online);
-      } catch (e) {
-        // The first element's failure is the reply; a later one ends the run with its count.
-        if (processed === 0 || !(e instanceof QgaError)) throw e;
-        break;
+  run: ({ vcpus }, agent) =>
+    audited(agent, "guest-set-vcpus", { vcpus }, async () => {
+      let processed = 0;
+      for (const vcpu of vcpus) {
+        try {
+          await writeVcpu(agent.platform.os, vcpu["logical-id"], vcpu.online);
+        } catch (e) {
+          // The first element's failure is the reply; a later one ends the run with its count.
+          if (processed === 0 || !(e instanceof QgaError)) throw e;
+          break;
+        }
+        processed++;
       }
-      processed++;
-    }
-    return processed;
-  },
+      return processed;
+    }, (processed) => ({ processed })),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -315,13 +317,14 @@ export const guestSetMemoryBlocks = defineCommand({
   summary: "Bring memory blocks online or offline; returns one response per block",
   args: [{ name: "mem-blks", type: t.list(GuestMemoryBlock) }],
   returns: t.list(GuestMemoryBlockResponse),
-  run: async ({ "mem-blks": blocks }, agent) => {
-    const replies = [];
-    for (const block of blocks) {
-      replies.push(await writeMemoryBlock(agent.platform.os, block["phys-index"], block.online));
-    }
-    return replies;
-  },
+  run: ({ "mem-blks": blocks }, agent) =>
+    audited(agent, "guest-set-memory-blocks", { blocks }, async () => {
+      const replies = [];
+      for (const block of blocks) {
+        replies.push(await writeMemoryBlock(agent.platform.os, block["phys-index"], block.online));
+      }
+      return replies;
+    }, (replies) => ({ responses: replies })),
 });
 
 /** Reports the size of one memory block. */

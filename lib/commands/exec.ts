@@ -13,6 +13,7 @@
  */
 
 import type { Agent } from "../agent.ts";
+import { audited } from "../audit.ts";
 import { decodeBase64, encodeBase64 } from "../base64.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
@@ -157,20 +158,30 @@ export const guestExec = defineCommand({
       : co.branch === "scalar"
       ? (co.value ? "separated" : "none")
       : co.value as CaptureMode;
-    let child;
-    try {
-      child = await agent.platform.exec.spawn({
-        path: args.path,
-        args: args.arg ?? [],
-        env: args.env,
-        input,
-        capture,
-      });
-    } catch (e) {
-      if (!(e instanceof Error) || e.name !== "ExecSpawnError") throw e;
-      // GLib's text, curly quotes included (the writer escapes them as \u201C, \u201D).
-      throw genericError(`Failed to execute child process \u201C${args.path}\u201D (${e.message})`);
-    }
+    const child = await audited(
+      agent,
+      "guest-exec",
+      { path: args.path, argv: args.arg ?? [] },
+      async () => {
+        await agent.policy.checkExec(args.path, args.env);
+        try {
+          return await agent.platform.exec.spawn({
+            path: args.path,
+            args: args.arg ?? [],
+            env: args.env,
+            input,
+            capture,
+          });
+        } catch (e) {
+          if (!(e instanceof Error) || e.name !== "ExecSpawnError") throw e;
+          // GLib's text, curly quotes included (the writer escapes them as \u201C, \u201D).
+          throw genericError(
+            `Failed to execute child process \u201C${args.path}\u201D (${e.message})`,
+          );
+        }
+      },
+      (c) => ({ pid: c.pid }),
+    );
     const table = execTable(agent);
     const rec: ExecRecord = { pid: child.pid };
     table.add(rec);

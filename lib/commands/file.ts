@@ -20,6 +20,7 @@ import {
   OsError,
 } from "../../ffi/libc.ts";
 import type { Agent } from "../agent.ts";
+import { audited } from "../audit.ts";
 import { decodeBase64, encodeBase64 } from "../base64.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
@@ -145,7 +146,15 @@ export const guestFileOpen = defineCommand({
   returns: t.int,
   run: ({ path, mode }, agent) => {
     agent.log.debug(`guest-file-open called, filepath: ${path}, mode: ${mode ?? "r"}`);
-    return openGuestFile(agent, path, mode ?? "r");
+    const m = mode ?? "r";
+    const open = async () => {
+      await agent.policy.checkFileOpen(path);
+      return openGuestFile(agent, path, m);
+    };
+    // Opens for reading change nothing, so only those that may write are audited.
+    const writes = ((OPEN_MODES.get(m) ?? O_RDONLY) & (O_WRONLY | O_RDWR)) !== 0;
+    if (!writes) return open();
+    return audited(agent, "guest-file-open", { path, mode: m }, open, (handle) => ({ handle }));
   },
 });
 

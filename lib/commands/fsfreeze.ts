@@ -10,7 +10,11 @@
  */
 
 import { t } from "../dispatch/schema.ts";
+import { audited } from "../audit.ts";
 import { defineCommand } from "../dispatch/table.ts";
+
+/** The audit fields of a freeze's result. */
+const frozen = (n: number) => ({ frozen: n });
 
 /** Reports whether the agent has filesystems frozen. */
 export const guestFsfreezeStatus = defineCommand({
@@ -28,7 +32,8 @@ export const guestFsfreezeFreeze = defineCommand({
   summary: "Sync and freeze all freezable guest filesystems; returns how many were frozen",
   args: [],
   returns: t.int,
-  run: (_args, agent) => agent.freezer.freeze(undefined),
+  run: (_args, agent) =>
+    audited(agent, "guest-fsfreeze-freeze", {}, () => agent.freezer.freeze(undefined), frozen),
 });
 
 /** Freezes the listed mount points (all when the list is absent). */
@@ -37,7 +42,14 @@ export const guestFsfreezeFreezeList = defineCommand({
   summary: "Sync and freeze the listed mount points; returns how many were frozen",
   args: [{ name: "mountpoints", type: t.list(t.str), optional: true }],
   returns: t.int,
-  run: ({ mountpoints }, agent) => agent.freezer.freeze(mountpoints),
+  run: ({ mountpoints }, agent) =>
+    audited(
+      agent,
+      "guest-fsfreeze-freeze-list",
+      { mountpoints },
+      () => agent.freezer.freeze(mountpoints),
+      frozen,
+    ),
 });
 
 /** Thaws every frozen filesystem. */
@@ -47,7 +59,8 @@ export const guestFsfreezeThaw = defineCommand({
   args: [],
   returns: t.int,
   allowedWhileFrozen: true,
-  run: (_args, agent) => agent.freezer.thaw(),
+  run: (_args, agent) =>
+    audited(agent, "guest-fsfreeze-thaw", {}, () => agent.freezer.thaw(), (n) => ({ thawed: n })),
 });
 
 /** The family, for the command table. */

@@ -9,6 +9,7 @@
 
 import { decodeBase64 } from "../base64.ts";
 import { t } from "../dispatch/schema.ts";
+import { audited } from "../audit.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError } from "../errors.ts";
 import { encodeModUtf8 } from "../protocol/utf8.ts";
@@ -24,28 +25,30 @@ export const guestSetUserPassword = defineCommand({
     { name: "password", type: t.str },
     { name: "crypted", type: t.bool },
   ],
-  run: async ({ username, password, crypted }, agent) => {
-    const decoded = decodeBase64(password);
-    // qemu-ga holds the password as a C string: it ends at the first NUL.
-    const nul = decoded.indexOf(0);
-    const raw = nul < 0 ? decoded : decoded.subarray(0, nul);
-    if (raw.includes(NEWLINE)) throw genericError("forbidden characters in raw password");
-    if (username.includes("\n") || username.includes(":")) {
-      throw genericError("forbidden characters in username");
-    }
-    const user = encodeModUtf8(username);
-    const input = new Uint8Array(user.length + raw.length + 2);
-    input.set(user);
-    input[user.length] = 0x3a; // ':'
-    input.set(raw, user.length + 1);
-    input[input.length - 1] = NEWLINE;
-    await agent.platform.run(
-      crypted ? ["chpasswd", "-e"] : ["chpasswd"],
-      "set user password",
-      input,
-    );
-    return undefined;
-  },
+  run: ({ username, password, crypted }, agent) =>
+    audited(agent, "guest-set-user-password", { user: username, crypted }, async () => {
+      agent.policy.checkUser(username);
+      const decoded = decodeBase64(password);
+      // qemu-ga holds the password as a C string: it ends at the first NUL.
+      const nul = decoded.indexOf(0);
+      const raw = nul < 0 ? decoded : decoded.subarray(0, nul);
+      if (raw.includes(NEWLINE)) throw genericError("forbidden characters in raw password");
+      if (username.includes("\n") || username.includes(":")) {
+        throw genericError("forbidden characters in username");
+      }
+      const user = encodeModUtf8(username);
+      const input = new Uint8Array(user.length + raw.length + 2);
+      input.set(user);
+      input[user.length] = 0x3a; // ':'
+      input.set(raw, user.length + 1);
+      input[input.length - 1] = NEWLINE;
+      await agent.platform.run(
+        crypted ? ["chpasswd", "-e"] : ["chpasswd"],
+        "set user password",
+        input,
+      );
+      return undefined;
+    }),
 });
 
 /** The family, for the command table. */

@@ -7,6 +7,7 @@
  */
 
 import { t } from "../dispatch/schema.ts";
+import { auditFirst } from "../audit.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError } from "../errors.ts";
 
@@ -32,6 +33,8 @@ export const guestShutdown = defineCommand({
     const argv = agent.platform.isExecutable(m.cmd)
       ? [m.cmd]
       : ["/sbin/shutdown", "-h", m.flag, "+0", "hypervisor initiated shutdown"];
+    // Recorded first: once the command has run, the guest may be gone.
+    await auditFirst(agent, "guest-shutdown", { mode: mode ?? "powerdown", argv });
     await agent.platform.run(argv, "shutdown");
     return undefined;
   },

@@ -19,6 +19,7 @@
 
 import type { Agent } from "../agent.ts";
 import { t } from "../dispatch/schema.ts";
+import { audited } from "../audit.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError, QgaError } from "../errors.ts";
 import { OsFileError } from "../platform/files.ts";
@@ -246,6 +247,7 @@ export const guestSshGetAuthorizedKeys = defineCommand({
   args: [{ name: "username", type: t.str }],
   returns: t.struct("GuestAuthorizedKeys", [{ name: "keys", type: t.list(t.str) }]),
   run: async ({ username }, agent) => {
+    agent.policy.checkUser(username);
     const user = await passwdEntry(agent, username);
     const path = buildFilename(user.dir, ".ssh", "authorized_keys");
     const read = await readAuthKeys(agent, path);
@@ -269,29 +271,31 @@ export const guestSshAddAuthorizedKeys = defineCommand({
     { name: "keys", type: t.list(t.str) },
     { name: "reset", type: t.bool, optional: true },
   ],
-  run: async ({ username, keys, reset }, agent) => {
-    checkKeys(keys);
-    const user = await passwdEntry(agent, username);
-    const sshDir = buildFilename(user.dir, ".ssh");
-    const path = buildFilename(sshDir, "authorized_keys");
-    let lines: ByteLine[] | undefined;
-    if (reset !== true) {
-      const read = await readAuthKeys(agent, path);
-      if ("lines" in read) lines = read.lines;
-    }
-    if (lines === undefined) {
-      if (!(await statOf(agent, sshDir))?.isDirectory) {
-        await mkdirForUser(agent, sshDir, user, 0o700);
+  run: ({ username, keys, reset }, agent) =>
+    audited(agent, "guest-ssh-add-authorized-keys", { user: username, keys, reset }, async () => {
+      agent.policy.checkUser(username);
+      checkKeys(keys);
+      const user = await passwdEntry(agent, username);
+      const sshDir = buildFilename(user.dir, ".ssh");
+      const path = buildFilename(sshDir, "authorized_keys");
+      let lines: ByteLine[] | undefined;
+      if (reset !== true) {
+        const read = await readAuthKeys(agent, path);
+        if ("lines" in read) lines = read.lines;
       }
-      lines = [];
-    }
-    for (const key of keys) {
-      const k = keyBytes(key);
-      if (!lines.includes(k)) lines.push(k);
-    }
-    await writeAuthKeys(agent, path, lines, user);
-    return undefined;
-  },
+      if (lines === undefined) {
+        if (!(await statOf(agent, sshDir))?.isDirectory) {
+          await mkdirForUser(agent, sshDir, user, 0o700);
+        }
+        lines = [];
+      }
+      for (const key of keys) {
+        const k = keyBytes(key);
+        if (!lines.includes(k)) lines.push(k);
+      }
+      await writeAuthKeys(agent, path, lines, user);
+      return undefined;
+    }),
 });
 
 /** Drops every line equal to one of the keys; a missing file is left missing. */
@@ -302,17 +306,19 @@ export const guestSshRemoveAuthorizedKeys = defineCommand({
     { name: "username", type: t.str },
     { name: "keys", type: t.list(t.str) },
   ],
-  run: async ({ username, keys }, agent) => {
-    checkKeys(keys);
-    const user = await passwdEntry(agent, username);
-    const path = buildFilename(user.dir, ".ssh", "authorized_keys");
-    if (!(await statOf(agent, path))) return undefined;
-    const read = await readAuthKeys(agent, path);
-    if ("error" in read) throw genericError(read.error);
-    const drop = new Set(keys.map(keyBytes));
-    await writeAuthKeys(agent, path, read.lines.filter((l) => !drop.has(l)), user);
-    return undefined;
-  },
+  run: ({ username, keys }, agent) =>
+    audited(agent, "guest-ssh-remove-authorized-keys", { user: username, keys }, async () => {
+      agent.policy.checkUser(username);
+      checkKeys(keys);
+      const user = await passwdEntry(agent, username);
+      const path = buildFilename(user.dir, ".ssh", "authorized_keys");
+      if (!(await statOf(agent, path))) return undefined;
+      const read = await readAuthKeys(agent, path);
+      if ("error" in read) throw genericError(read.error);
+      const drop = new Set(keys.map(keyBytes));
+      await writeAuthKeys(agent, path, read.lines.filter((l) => !drop.has(l)), user);
+      return undefined;
+    }),
 });
 
 /** The family, for the command table. */

@@ -23,6 +23,7 @@
  */
 
 import type { Agent } from "../agent.ts";
+import { audited } from "../audit.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError } from "../errors.ts";
 import { OsFileError } from "../platform/files.ts";
@@ -107,7 +108,8 @@ export const guestSuspendDisk = defineCommand({
   summary: "Suspend the guest to disk (hibernate); no reply on success",
   args: [],
   successResponse: false,
-  run: (_args, agent) => guestSuspend("disk", agent),
+  run: (_args, agent) =>
+    audited(agent, "guest-suspend-disk", {}, () => guestSuspend("disk", agent)),
 });
 
 /** Suspends to RAM (sleep). */
@@ -116,7 +118,7 @@ export const guestSuspendRam = defineCommand({
   summary: "Suspend the guest to RAM (sleep); no reply on success",
   args: [],
   successResponse: false,
-  run: (_args, agent) => guestSuspend("ram", agent),
+  run: (_args, agent) => audited(agent, "guest-suspend-ram", {}, () => guestSuspend("ram", agent)),
 });
 
 /** Saves to disk and suspends to RAM. */
@@ -125,7 +127,8 @@ export const guestSuspendHybrid = defineCommand({
   summary: "Save the guest to disk and suspend it to RAM; no reply on success",
   args: [],
   successResponse: false,
-  run: (_args, agent) => guestSuspend("hybrid", agent),
+  run: (_args, agent) =>
+    audited(agent, "guest-suspend-hybrid", {}, () => guestSuspend("hybrid", agent)),
 });
 
 /** The family, for the command table. */

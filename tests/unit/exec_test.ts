@@ -2,6 +2,7 @@ import { assertEquals } from "../assert.ts";
 import { execTable, guestExec, guestExecStatus, MAX_UNQUERIED } from "../../lib/commands/exec.ts";
 import type { Agent } from "../../lib/agent.ts";
 import { fakePlatform } from "../../lib/platform/mod.ts";
+import { Policy } from "../../lib/policy.ts";
 import type { ExecOutcome, ExecRequest } from "../../lib/platform/exec.ts";
 
 const none = { data: new Uint8Array(0), truncated: false };
@@ -13,6 +14,7 @@ function fakeAgent() {
   let next = 100;
   const agent = {
     log: { debug() {} },
+    policy: new Policy({}, fakePlatform({}).os),
     platform: fakePlatform({
       exec: {
         spawn: (req: ExecRequest) => {

@@ -9,6 +9,7 @@
 
 import type { Agent } from "../../agent.ts";
 import { t } from "../../dispatch/schema.ts";
+import { audited } from "../../audit.ts";
 import { defineCommand } from "../../dispatch/table.ts";
 import { genericError } from "../../errors.ts";
 import type { StatfsResult } from "../../platform/disks.ts";
@@ -136,14 +137,15 @@ export const guestFstrim = defineCommand({
   summary: "Discard unused blocks on every mounted filesystem; reports what each trimmed",
   args: [{ name: "minimum", type: t.int, optional: true }],
   returns: guestFilesystemTrimResponse,
-  run: async ({ minimum }, agent) => {
-    agent.log.debug("guest-fstrim called");
-    const mounts = await agent.platform.mounts();
-    const paths: TrimResult[] = [];
-    // fstrim_range.minlen is a __u64: a negative minimum reaches the kernel as a huge one.
-    for (const m of mounts) paths.unshift(await trim(agent, m, u64(minimum ?? 0n)));
-    return { paths };
-  },
+  run: ({ minimum }, agent) =>
+    audited(agent, "guest-fstrim", { minimum }, async () => {
+      agent.log.debug("guest-fstrim called");
+      const mounts = await agent.platform.mounts();
+      const paths: TrimResult[] = [];
+      // fstrim_range.minlen is a __u64: a negative minimum reaches the kernel as a huge one.
+      for (const m of mounts) paths.unshift(await trim(agent, m, u64(minimum ?? 0n)));
+      return { paths };
+    }),
 });
 
 /** The family, for the command table. */
