@@ -8,17 +8,30 @@
 
 import { mallocTrim } from "../ffi/libc.ts";
 
-/** V8's full GC, reachable without a command-line flag; null where that does not work. */
-let collect: (() => void) | null | undefined;
+/** Options of V8's `gc()` (its gc extension). */
+interface GcOptions {
+  type?: "major" | "minor";
+  execution?: "sync" | "async";
+  /** "last-resort" collects repeatedly, shrinks the heap's spaces and frees pooled pages. */
+  flavor?: "regular" | "last-resort";
+}
+type Gc = (options?: GcOptions) => void;
 
-async function collector(): Promise<(() => void) | null> {
+/** V8's full GC; null where that does not work. */
+let collect: Gc | null | undefined;
+
+async function collector(): Promise<Gc | null> {
   if (collect !== undefined) return collect;
+  // `--v8-flags=--expose-gc` (lib/run_flags.ts) puts it on the global object for free.
+  const exposed: unknown = (globalThis as { gc?: unknown }).gc;
+  if (typeof exposed === "function") return collect = exposed as Gc;
   try {
-    // Loaded only after a first burst: the Node compatibility modules cost some memory.
+    // Started without the flag: the Node compatibility modules can expose it, at the cost of
+    // loading them, so only after a first burst.
     const [v8, vm] = await Promise.all([import("node:v8"), import("node:vm")]);
     v8.setFlagsFromString("--expose-gc");
     const gc: unknown = vm.runInNewContext("gc");
-    collect = typeof gc === "function" ? () => gc() : null;
+    collect = typeof gc === "function" ? gc as Gc : null;
   } catch {
     collect = null;
   }
@@ -28,7 +41,7 @@ async function collector(): Promise<(() => void) | null> {
 /** Runs a full GC and trims malloc's arenas; never throws. */
 export async function releaseMemory(): Promise<void> {
   try {
-    (await collector())?.();
+    (await collector())?.({ type: "major", execution: "sync", flavor: "last-resort" });
   } catch {
     // no GC hook: V8 collects on its own schedule
   }

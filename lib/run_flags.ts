@@ -5,10 +5,17 @@
  * at run time, and loading it costs the process about 1.5 MiB of RSS — and no V8 code cache:
  * `deno run` maps Deno's code-cache database to look the agent's modules up, about 1.1 MiB of
  * idle RSS, while start-up to the first reply takes no longer without it (measured: 150–190 ms
- * either way on the 2-core build machine).
+ * either way on the 2-core build machine). `--expose-gc` gives lib/memory.ts V8's full GC without
+ * loading the Node compatibility modules, which would stay resident after a first burst.
  *
  * @module
  */
 
 /** `deno run` flags for the agent. */
-export const AGENT_RUN_FLAGS = ["-A", "--no-prompt", "--no-config", "--no-code-cache"] as const;
+export const AGENT_RUN_FLAGS = [
+  "-A",
+  "--no-prompt",
+  "--no-config",
+  "--no-code-cache",
+  "--v8-flags=--expose-gc",
+] as const;

@@ -22,7 +22,7 @@ const SETTLE_MS = 10_000;
 /** Peak bound for denoga, absolute (qemu-ga 7.2 needs about 140 MB for the file scenario). */
 const PEAK_LIMIT = 400 * MiB;
 /** Settled RSS may exceed the idle RSS by this (the goal is 10 MiB; a wide margin). */
-const SETTLE_MARGIN = 30 * MiB;
+const SETTLE_MARGIN = 20 * MiB;
 
 /** VmRSS and VmHWM of a process, in bytes. */
 async function memoryOf(pid: number): Promise<{ rss: number; peak: number }> {
