@@ -22,19 +22,6 @@ const { values } = parseArgs({
 const count = Number(values.count);
 const impl = values.impl === "qemu-ga" ? "qemu-ga" : "denoga";
 const root = new URL("..", import.meta.url).pathname;
-const enc = new TextEncoder();
-
-/** Connects, waiting while the listen backlog is full (connect then fails with WouldBlock). */
-async function connectRetrying(path: string): Promise<Deno.UnixConn> {
-  for (;;) {
-    try {
-      return await Deno.connect({ transport: "unix", path });
-    } catch (e) {
-      if (!(e instanceof Deno.errors.WouldBlock)) throw e;
-      await new Promise((r) => setTimeout(r, 1));
-    }
-  }
-}
 
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
@@ -60,16 +47,9 @@ const child = new Deno.Command(argv[0], {
   stderr: "null",
 }).spawn();
 try {
-  let conn: Deno.UnixConn | undefined;
-  for (let i = 0; i < 200 && !conn; i++) {
-    try {
-      conn = await Deno.connect({ transport: "unix", path: sock });
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  if (!conn) throw new Error("agent did not start");
-  conn.close();
+  // The agent creates its socket once started.
+  const opts = { timeoutMs: 10_000, noSync: true, waitForSocket: true, retryMs: 1 };
+  (await QgaClient.connect({ unix: sock }, opts)).close();
   const samples: string[] = [];
   const t0 = performance.now();
   for (let i = 0; i <= count; i++) {
@@ -79,8 +59,8 @@ try {
       );
     }
     if (i === count) break;
-    const c = await connectRetrying(sock);
-    await c.write(enc.encode('{"execute":"guest-pi'));
+    const c = await QgaClient.connect({ unix: sock }, opts);
+    await c.send('{"execute":"guest-pi');
     c.close();
   }
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
