@@ -11,6 +11,7 @@
 
 import { parseArgs } from "node:util";
 import { QgaClient } from "../lib/client/connection.ts";
+import { parseStatusRssKiB } from "../lib/client/usage.ts";
 import { AGENT_RUN_FLAGS } from "./agent_flags.ts";
 
 const { values } = parseArgs({
@@ -24,8 +25,7 @@ const impl = values.impl === "qemu-ga" ? "qemu-ga" : "denoga";
 const root = new URL("..", import.meta.url).pathname;
 
 function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
-  return m ? Number(m[1]) : NaN;
+  return parseStatusRssKiB(Deno.readTextFileSync(`/proc/${pid}/status`));
 }
 
 const dir = await Deno.makeTempDir({ prefix: "denoga-reconnect-" });

@@ -26,7 +26,7 @@ const agent: GuestAgent = values.agent === "qemu-ga" ? "qemu-ga" : "denoga";
 const seconds = Number(values.seconds);
 /** The agent's CPU time (user + system, clock ticks of 10 ms) and the guest's uptime. */
 async function sample(socket: string): Promise<{ ticks: number; uptime: number }> {
-  const c = await QgaClient.connect({ unix: socket }, { timeoutMs: 60_000, waitForSocket: true });
+  const c = await QgaClient.connect({ unix: socket }, { timeoutMs: 120_000, waitForSocket: true });
   try {
     const ticks = await agentCpuTicks(c);
     const uptime = Number((await readGuestText(c, "/proc/uptime")).split(" ")[0]);

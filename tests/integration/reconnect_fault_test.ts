@@ -8,13 +8,13 @@
 
 import { assertEquals, assertOk } from "../assert.ts";
 import { QgaClient } from "../../lib/client/connection.ts";
+import { parseStatusRssKiB } from "../../lib/client/usage.ts";
 import { bytes, exec, needQemuGa, RawClient, realTest, showBytes, startAgent } from "./harness.ts";
 
 const enc = new TextEncoder();
 
 async function rssKiB(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
+  return parseStatusRssKiB(await Deno.readTextFile(`/proc/${pid}/status`));
 }
 
 async function halfRequests(path: string, n: number): Promise<void> {
