@@ -44,7 +44,7 @@ const child = new Deno.Command(argv[0], {
   args: argv.slice(1),
   stdin: "null",
   stdout: "null",
-  stderr: "null",
+  stderr: "inherit",
 }).spawn();
 try {
   // The agent creates its socket once started.
@@ -70,7 +70,13 @@ try {
   console.log(samples.join("\n"));
   console.log(`${impl}: ${count} reconnects in ${seconds} s; resync after them answered`);
 } finally {
-  child.kill("SIGTERM");
-  await child.status;
+  let gone = false;
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    gone = true; // exited on its own: say how, and keep the error that says what failed
+  }
+  const status = await child.status;
+  if (gone) console.log(`${impl} exited on its own: ${status.signal ?? `code ${status.code}`}`);
   await Deno.remove(dir, { recursive: true });
 }
