@@ -11,6 +11,7 @@
 
 import { parseArgs } from "node:util";
 import { QgaClient } from "../lib/client/connection.ts";
+import { parseStatusRssKiB } from "../lib/client/usage.ts";
 import { AGENT_RUN_FLAGS } from "./agent_flags.ts";
 
 const { values } = parseArgs({
@@ -22,23 +23,9 @@ const { values } = parseArgs({
 const count = Number(values.count);
 const impl = values.impl === "qemu-ga" ? "qemu-ga" : "denoga";
 const root = new URL("..", import.meta.url).pathname;
-const enc = new TextEncoder();
-
-/** Connects, waiting while the listen backlog is full (connect then fails with WouldBlock). */
-async function connectRetrying(path: string): Promise<Deno.UnixConn> {
-  for (;;) {
-    try {
-      return await Deno.connect({ transport: "unix", path });
-    } catch (e) {
-      if (!(e instanceof Deno.errors.WouldBlock)) throw e;
-      await new Promise((r) => setTimeout(r, 1));
-    }
-  }
-}
 
 function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
-  return m ? Number(m[1]) : NaN;
+  return parseStatusRssKiB(Deno.readTextFileSync(`/proc/${pid}/status`));
 }
 
 const dir = await Deno.makeTempDir({ prefix: "denoga-reconnect-" });
@@ -57,19 +44,12 @@ const child = new Deno.Command(argv[0], {
   args: argv.slice(1),
   stdin: "null",
   stdout: "null",
-  stderr: "null",
+  stderr: "inherit",
 }).spawn();
 try {
-  let conn: Deno.UnixConn | undefined;
-  for (let i = 0; i < 200 && !conn; i++) {
-    try {
-      conn = await Deno.connect({ transport: "unix", path: sock });
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  if (!conn) throw new Error("agent did not start");
-  conn.close();
+  // The agent creates its socket once started.
+  const opts = { timeoutMs: 10_000, noSync: true, waitForSocket: true, retryMs: 1 };
+  (await QgaClient.connect({ unix: sock }, opts)).close();
   const samples: string[] = [];
   const t0 = performance.now();
   for (let i = 0; i <= count; i++) {
@@ -79,8 +59,8 @@ try {
       );
     }
     if (i === count) break;
-    const c = await connectRetrying(sock);
-    await c.write(enc.encode('{"execute":"guest-pi'));
+    const c = await QgaClient.connect({ unix: sock }, opts);
+    await c.send('{"execute":"guest-pi');
     c.close();
   }
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
@@ -90,7 +70,13 @@ try {
   console.log(samples.join("\n"));
   console.log(`${impl}: ${count} reconnects in ${seconds} s; resync after them answered`);
 } finally {
-  child.kill("SIGTERM");
-  await child.status;
+  let gone = false;
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    gone = true; // exited on its own: say how, and keep the error that says what failed
+  }
+  const status = await child.status;
+  if (gone) console.log(`${impl} exited on its own: ${status.signal ?? `code ${status.code}`}`);
   await Deno.remove(dir, { recursive: true });
 }

@@ -49,6 +49,13 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Skip the `guest-sync-delimited` handshake (default false). */
   noSync?: boolean;
+  /** Pause between two connect attempts while the socket is busy (default 10). */
+  retryMs?: number;
+  /**
+   * Also retry while the socket does not exist or refuses connections, until the timeout: a
+   * QEMU chardev socket appears only once QEMU has started (default false).
+   */
+  waitForSocket?: boolean;
 }
 
 /** Parses one reply line (without a leading 0xFF) keeping unsafe integers exact. */
@@ -131,8 +138,10 @@ export class QgaClient {
           : await connectVsock(address.vsock.cid, address.vsock.port, timeoutMs);
         break;
       } catch (e) {
-        if (e instanceof Deno.errors.WouldBlock && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 10));
+        const starting = opts.waitForSocket === true &&
+          (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.ConnectionRefused);
+        if ((e instanceof Deno.errors.WouldBlock || starting) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, opts.retryMs ?? 10));
           continue;
         }
         const reason = e instanceof Deno.errors.NotFound
@@ -199,23 +208,67 @@ export class QgaClient {
     }
   }
 
-  /** The next line's text (without `\n`), waiting until `timeoutMs`. */
-  async readLine(timeoutMs: number, what = "a reply"): Promise<string> {
+  /**
+   * Consumes the next line and returns its bytes' bounds in the buffer (valid until the next
+   * read), or undefined at EOF with any unterminated bytes left in the buffer.
+   */
+  async #nextLine(timeoutMs: number, what: string): Promise<[number, number] | undefined> {
     const deadline = Date.now() + timeoutMs;
     let scanned = this.#start;
     for (;;) {
       const nl = this.#buf.subarray(scanned, this.#end).indexOf(0x0a);
       if (nl >= 0) {
-        const line = dec.decode(this.#buf.subarray(this.#start, scanned + nl));
+        const start = this.#start;
         this.#start = scanned + nl + 1;
-        return line;
+        return [start, scanned + nl];
       }
       scanned = this.#end;
       const start = this.#start;
-      if (!await this.#fill(deadline, what, timeoutMs)) {
-        throw new Error(`the agent closed the connection while waiting for ${what}`);
-      }
+      if (!await this.#fill(deadline, what, timeoutMs)) return undefined;
       scanned -= start - this.#start; // the buffer may have moved
+    }
+  }
+
+  /** The next line's text (without `\n`), waiting until `timeoutMs`. */
+  async readLine(timeoutMs: number, what = "a reply"): Promise<string> {
+    const line = await this.#nextLine(timeoutMs, what);
+    if (line === undefined) {
+      throw new Error(`the agent closed the connection while waiting for ${what}`);
+    }
+    return dec.decode(this.#buf.subarray(line[0], line[1]));
+  }
+
+  /**
+   * The next line's exact bytes (a leading 0xFF included, the `\n` not), or null once the agent
+   * closed the connection; bytes after the last `\n` then stay in {@link pendingBytes}. Throws
+   * {@link QgaTimeoutError} after `timeoutMs`.
+   */
+  async readLineBytes(timeoutMs: number, what = "a reply"): Promise<Uint8Array | null> {
+    const line = await this.#nextLine(timeoutMs, what);
+    return line === undefined ? null : this.#buf.slice(line[0], line[1]);
+  }
+
+  /** Bytes received but not yet returned as a line. */
+  pendingBytes(): Uint8Array {
+    return this.#buf.slice(this.#start, this.#end);
+  }
+
+  /** True once the agent closed the connection (unread bytes may remain). */
+  get eof(): boolean {
+    return this.#eof;
+  }
+
+  /**
+   * Waits up to `timeoutMs` for input without consuming it: true when bytes are buffered,
+   * false when none came in time or the agent closed the connection.
+   */
+  async waitForInput(timeoutMs: number): Promise<boolean> {
+    if (this.#end > this.#start) return true;
+    try {
+      return await this.#fill(Date.now() + timeoutMs, "input", timeoutMs);
+    } catch (e) {
+      if (e instanceof QgaTimeoutError) return false;
+      throw e;
     }
   }
 

@@ -78,14 +78,15 @@ export async function guestExec(
 export type Progress = (done: number) => void;
 
 /**
- * Streams the guest file `path` into `sink` in {@link CHUNK_BYTES} reads; returns the byte
- * count. The handle is closed even when a read fails.
+ * Streams the guest file `path` into `sink` in reads of `chunkBytes`; returns the byte count.
+ * The handle is closed even when a read fails.
  */
 export async function readGuestFile(
   client: QgaClient,
   path: string,
   sink: (chunk: Uint8Array) => Promise<void>,
   progress?: Progress,
+  chunkBytes = CHUNK_BYTES,
 ): Promise<number> {
   const handle = await client.call<number>("guest-file-open", { path, mode: "r" });
   let total = 0;
@@ -93,7 +94,7 @@ export async function readGuestFile(
     for (;;) {
       const r = await client.call<{ count: number; "buf-b64": string; eof: boolean }>(
         "guest-file-read",
-        { handle, count: CHUNK_BYTES },
+        { handle, count: chunkBytes },
       );
       if (r.count > 0) {
         await sink(Uint8Array.fromBase64(r["buf-b64"]));
@@ -105,6 +106,31 @@ export async function readGuestFile(
   } finally {
     await client.call("guest-file-close", { handle }).catch(() => {});
   }
+}
+
+/**
+ * A small guest file (a /proc file, a log) as text. Reads are of `chunkBytes`, small by default:
+ * the agent allocates the whole count for each read, which would show in a measurement of its
+ * own memory.
+ */
+export async function readGuestText(
+  client: QgaClient,
+  path: string,
+  chunkBytes = 64 * 1024,
+): Promise<string> {
+  const parts: Uint8Array[] = [];
+  await readGuestFile(
+    client,
+    path,
+    (chunk) => {
+      parts.push(chunk);
+      return Promise.resolve();
+    },
+    undefined,
+    chunkBytes,
+  );
+  const decoder = new TextDecoder();
+  return parts.map((p, i) => decoder.decode(p, { stream: i < parts.length - 1 })).join("");
 }
 
 /**

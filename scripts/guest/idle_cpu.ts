@@ -11,7 +11,9 @@
 
 import { parseArgs } from "node:util";
 import { bootGuest, guestImage } from "../../tests/fixtures/guest/vm.ts";
-import { agentCpuTicks, freshId, QgaRawClient } from "../../tests/fixtures/guest/qga_client.ts";
+import { QgaClient } from "../../lib/client/connection.ts";
+import { readGuestText } from "../../lib/client/transfer.ts";
+import { agentCpuTicks, USER_HZ } from "../../lib/client/usage.ts";
 import type { GuestAgent } from "./build.ts";
 
 const { values } = parseArgs({
@@ -24,11 +26,10 @@ const agent: GuestAgent = values.agent === "qemu-ga" ? "qemu-ga" : "denoga";
 const seconds = Number(values.seconds);
 /** The agent's CPU time (user + system, clock ticks of 10 ms) and the guest's uptime. */
 async function sample(socket: string): Promise<{ ticks: number; uptime: number }> {
-  const c = await QgaRawClient.connect(socket);
+  const c = await QgaClient.connect({ unix: socket }, { timeoutMs: 120_000, waitForSocket: true });
   try {
-    await c.syncDelimited(freshId(), 60_000);
     const ticks = await agentCpuTicks(c);
-    const uptime = Number((await c.readGuestText("/proc/uptime")).split(" ")[0]);
+    const uptime = Number((await readGuestText(c, "/proc/uptime")).split(" ")[0]);
     return { ticks, uptime };
   } finally {
     c.close();
@@ -40,7 +41,7 @@ try {
   const a = await sample(vm.socket);
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const b = await sample(vm.socket);
-  const cpu = (b.ticks - a.ticks) / 100;
+  const cpu = (b.ticks - a.ticks) / USER_HZ;
   const wall = b.uptime - a.uptime;
   console.log(
     `[${agent}] no host for ${wall.toFixed(1)} s (guest clock): ${cpu.toFixed(2)} s of CPU ` +

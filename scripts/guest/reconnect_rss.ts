@@ -30,13 +30,8 @@
 
 import { parseArgs } from "node:util";
 import { bootGuest, guestImage } from "../../tests/fixtures/guest/vm.ts";
-import {
-  agentCpuTicks,
-  agentRssKiB,
-  freshId,
-  QgaRawClient,
-  ReadTimeout,
-} from "../../tests/fixtures/guest/qga_client.ts";
+import { QgaClient, QgaTimeoutError } from "../../lib/client/connection.ts";
+import { agentUsage, USER_HZ } from "../../lib/client/usage.ts";
 import type { GuestAgent } from "./build.ts";
 
 const { values } = parseArgs({
@@ -54,22 +49,22 @@ const RESYNC_TIMEOUT_MS = 10_000;
 const RESYNC_ATTEMPTS = 5;
 
 /** The agent's VmRSS and CPU time (user + system) in the guest, read by the agent itself. */
-async function agentUsage(c: QgaRawClient): Promise<string> {
-  const kib = await agentRssKiB(c);
-  const ticks = await agentCpuTicks(c);
-  return `RSS ${(kib / 1024).toFixed(1)} MiB, CPU ${(ticks / 100).toFixed(2)} s`;
+async function usage(c: QgaClient): Promise<string> {
+  const { rssKiB, cpuTicks } = await agentUsage(c);
+  return `RSS ${(rssKiB / 1024).toFixed(1)} MiB, CPU ${(cpuTicks / USER_HZ).toFixed(2)} s`;
 }
 
 /** Resyncs, retrying on a new connection after a timeout; the client and the retries needed. */
-async function resync(socket: string): Promise<[QgaRawClient, number]> {
+async function resync(socket: string): Promise<[QgaClient, number]> {
   for (let attempt = 0;; attempt++) {
-    const c = await QgaRawClient.connect(socket);
     try {
-      await c.syncDelimited(freshId(), RESYNC_TIMEOUT_MS);
+      const c = await QgaClient.connect({ unix: socket }, {
+        timeoutMs: RESYNC_TIMEOUT_MS,
+        waitForSocket: true,
+      });
       return [c, attempt];
     } catch (e) {
-      c.close();
-      if (!(e instanceof ReadTimeout) || attempt + 1 >= RESYNC_ATTEMPTS) throw e;
+      if (!(e instanceof QgaTimeoutError) || attempt + 1 >= RESYNC_ATTEMPTS) throw e;
     }
   }
 }
@@ -79,13 +74,13 @@ const vm = await bootGuest(await guestImage(agent), {
 });
 try {
   let [c] = await resync(vm.socket);
-  console.log(`[${agent}] 0 reconnects: ${await agentUsage(c)}`);
+  console.log(`[${agent}] 0 reconnects: ${await usage(c)}`);
   c.close();
   const t0 = performance.now();
   const step = Math.max(1, Math.floor(count / 10));
   let retries = 0;
   for (let i = 1; i <= count; i++) {
-    const h = await QgaRawClient.connect(vm.socket);
+    const h = await QgaClient.connect({ unix: vm.socket }, { noSync: true });
     if (half) await h.send('{"execute":"guest-pi');
     h.close();
     if (i % step === 0) {
@@ -94,7 +89,7 @@ try {
       c = r;
       retries += n;
       console.log(
-        `[${agent}] ${i} reconnects (${rate.toFixed(0)}/s): ${await agentUsage(c)}` +
+        `[${agent}] ${i} reconnects (${rate.toFixed(0)}/s): ${await usage(c)}` +
           (n > 0 ? `, resync needed ${n + 1} connections` : ""),
       );
       c.close();

@@ -14,7 +14,8 @@
 
 import { assertEquals, assertOk } from "../assert.ts";
 import { requireReal } from "../fixtures/loopfs.ts";
-import { QgaRawClient, ReadTimeout } from "../fixtures/guest/qga_client.ts";
+import { QgaClient, QgaTimeoutError } from "../../lib/client/connection.ts";
+import { readGuestText } from "../../lib/client/transfer.ts";
 import { SEED_COMMANDS } from "../integration/harness.ts";
 import {
   bootGuest,
@@ -33,54 +34,33 @@ const FROZEN_MS = 2_500;
 const TICK_STALENESS_S = 0.6;
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-function randomId(): number {
-  return Math.floor(Math.random() * 2 ** 40) + 1;
-}
-
-function b64(s: string): string {
-  return btoa(String.fromCharCode(...enc.encode(s)));
-}
-
-function unb64(s: string): string {
-  return dec.decode(Uint8Array.from(atob(s), (c) => c.charCodeAt(0)));
-}
 
 function hostSeconds(): number {
   return performance.now() / 1000;
 }
 
-/** Sends syncs (a new id every few seconds) until the newest one is answered. */
-async function syncUntilReady(client: QgaRawClient, vm: GuestVm, timeoutMs: number): Promise<void> {
+/**
+ * Connects to the port's chardev (waiting for QEMU to create it) and sends syncs, a new id every
+ * few seconds, until the newest one is answered.
+ */
+async function connectWhenReady(vm: GuestVm, timeoutMs: number): Promise<QgaClient> {
+  const client = await QgaClient.connect({ unix: vm.socket }, {
+    timeoutMs: SYNC_RETRY_MS,
+    waitForSocket: true,
+    noSync: true,
+  });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      await client.syncDelimited(randomId(), SYNC_RETRY_MS);
-      return;
+      await client.sync(SYNC_RETRY_MS);
+      return client;
     } catch (e) {
-      if (!(e instanceof ReadTimeout) || Date.now() > deadline || vm.hasExited()) throw e;
+      if (!(e instanceof QgaTimeoutError) || Date.now() > deadline || vm.hasExited()) {
+        client.close();
+        throw e;
+      }
     }
   }
-}
-
-/** Reads a whole guest file through guest-file-open/read/close. */
-async function readGuestFile(client: QgaRawClient, path: string): Promise<string> {
-  const handle = await client.call<number>("guest-file-open", { path, mode: "r" });
-  let text = "";
-  try {
-    for (;;) {
-      const r = await client.call<{ count: number; "buf-b64": string; eof: boolean }>(
-        "guest-file-read",
-        { handle, count: 65536 },
-      );
-      text += unb64(r["buf-b64"]);
-      if (r.eof || r.count === 0) break;
-    }
-  } finally {
-    await client.call("guest-file-close", { handle });
-  }
-  return text;
 }
 
 function parseTicks(text: string): number[] {
@@ -96,7 +76,7 @@ async function scenario(agent: GuestAgent, t: Deno.TestContext): Promise<void> {
       `, kernel ${image.kernelRelease}`,
   );
   const vm = await bootGuest(image);
-  let client: QgaRawClient | undefined;
+  let client: QgaClient | undefined;
   let failed = false;
   const step = async (name: string, fn: () => Promise<void>): Promise<void> => {
     const ok = await t.step({ name, ignore: failed, fn });
@@ -104,14 +84,13 @@ async function scenario(agent: GuestAgent, t: Deno.TestContext): Promise<void> {
   };
   try {
     await step("boot and first guest-sync-delimited", async () => {
-      client = await QgaRawClient.connect(vm.socket);
-      await syncUntilReady(client, vm, BOOT_TIMEOUT_MS);
+      client = await connectWhenReady(vm, BOOT_TIMEOUT_MS);
       const ready = (performance.now() - vm.startedAt) / 1000;
       console.log(
         `[${agent}] boot-to-agent-ready: ${ready.toFixed(2)} s (QEMU start → first sync)`,
       );
     });
-    const c = (): QgaRawClient => client!;
+    const c = (): QgaClient => client!;
 
     await step("guest-ping", async () => {
       assertEquals(await c().request("guest-ping"), { return: {} });
@@ -137,11 +116,11 @@ async function scenario(agent: GuestAgent, t: Deno.TestContext): Promise<void> {
       assertOk(Number.isInteger(w), "handle");
       const wr = await c().call<{ count: number; eof: boolean }>("guest-file-write", {
         handle: w,
-        "buf-b64": b64(text),
+        "buf-b64": enc.encode(text).toBase64(),
       });
       assertEquals(wr.count, enc.encode(text).length);
       assertEquals(await c().call("guest-file-close", { handle: w }), {});
-      assertEquals(await readGuestFile(c(), path), text);
+      assertEquals(await readGuestText(c(), path), text);
     });
 
     let frozenCount = 0;
@@ -153,7 +132,7 @@ async function scenario(agent: GuestAgent, t: Deno.TestContext): Promise<void> {
       let readAt = 0;
       const steady = Date.now() + 30_000;
       for (;;) {
-        before = parseTicks(await readGuestFile(c(), TICKS_FILE));
+        before = parseTicks(await readGuestText(c(), TICKS_FILE));
         readAt = hostSeconds();
         if (before.filter((u) => u > before.at(-1)! - 1).length >= 5) break;
         assertOk(Date.now() < steady, `tick writer not steady: ${before.slice(-10)}`);
@@ -176,7 +155,7 @@ async function scenario(agent: GuestAgent, t: Deno.TestContext): Promise<void> {
       let ticks: number[] = [];
       const guard = Date.now() + 20_000;
       while (Date.now() < guard) {
-        ticks = parseTicks(await readGuestFile(c(), TICKS_FILE));
+        ticks = parseTicks(await readGuestText(c(), TICKS_FILE));
         if (ticks.some((u) => u > hi)) break;
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -209,21 +188,21 @@ async function scenario(agent: GuestAgent, t: Deno.TestContext): Promise<void> {
     await step("host reconnects after a half-sent request", async () => {
       await c().send('{"execute":"guest-pi');
       c().close();
-      client = await QgaRawClient.connect(vm.socket);
-      await syncUntilReady(client, vm, 30_000);
+      client = await connectWhenReady(vm, 30_000);
       assertEquals(await c().request("guest-ping"), { return: {} });
     });
 
     await step("guest-shutdown: no reply, QEMU exits", async () => {
       const sentAt = performance.now();
       await c().send(JSON.stringify({ execute: "guest-shutdown" }));
-      let line: string | null = null;
+      let line: Uint8Array | null = null;
       try {
-        line = await c().readLine(15_000);
+        line = await c().readLineBytes(15_000, "EOF after guest-shutdown");
       } catch (e) {
-        if (!(e instanceof ReadTimeout)) throw e;
+        if (!(e instanceof QgaTimeoutError)) throw e;
       }
       assertEquals(line, null, "guest-shutdown must not reply");
+      assertEquals(c().pendingBytes().length, 0, "guest-shutdown must not reply");
       let timer: ReturnType<typeof setTimeout> | undefined;
       const status = await Promise.race([
         vm.exited,

@@ -12,31 +12,22 @@
 
 import { assertEquals, assertOk } from "../assert.ts";
 import {
-  agentCommand,
   type Impl,
   needQemuGa,
   RawClient,
   realTest,
+  runAgentOnce,
   sideBySideImpls,
   startAgent,
-  withTimeout,
 } from "./harness.ts";
 
-const dec = new TextDecoder();
-
-async function run(
+function run(
   impl: Impl,
   args: string[],
   env: Record<string, string>,
   cwd: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const argv = agentCommand(impl, args);
-  const out = await withTimeout(
-    new Deno.Command(argv[0], { args: argv.slice(1), cwd, env, stdin: "null" }).output(),
-    30_000,
-    `${impl} ${args.join(" ")}`,
-  );
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return runAgentOnce(impl, args, undefined, { env, cwd });
 }
 
 /** 7.2 → newest: newest always dumps allow-rpcs (empty when no allow-list). */

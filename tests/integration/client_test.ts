@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { assertEquals } from "../assert.ts";
 import { QgaClient, QgaCommandError } from "../../lib/client/connection.ts";
+import { readGuestText } from "../../lib/client/transfer.ts";
+import { agentUsage, parseStatCpuTicks, parseStatusRssKiB } from "../../lib/client/usage.ts";
 import { AGENT_RUN_FLAGS } from "../../scripts/agent_flags.ts";
 import { hasLoopSupport, withLoopFs } from "../fixtures/loopfs.ts";
 import {
@@ -202,6 +204,80 @@ for (const { impl, newest, reqs } of IMPLS) {
     }
   });
 }
+
+for (const { impl, newest, reqs } of IMPLS) {
+  const name = newest ? "qemu-ga 10.2.50" : impl;
+  realTest(`QgaClient (${name}): agentUsage is the agent's own /proc/self`, reqs, async () => {
+    const agent = await startAgent({ impl, newest });
+    const c = await QgaClient.connect({ unix: agent.socketPath });
+    try {
+      const pid = agent.proc.pid;
+      const hostTicks = async () => parseStatCpuTicks(await Deno.readTextFile(`/proc/${pid}/stat`));
+      const hostRss = async () => parseStatusRssKiB(await Deno.readTextFile(`/proc/${pid}/status`));
+      const [ticksBefore, rssBefore] = [await hostTicks(), await hostRss()];
+      const usage = await agentUsage(c);
+      const [ticksAfter, rssAfter] = [await hostTicks(), await hostRss()];
+      assert.ok(
+        ticksBefore <= usage.cpuTicks && usage.cpuTicks <= ticksAfter,
+        `${usage.cpuTicks} ticks outside the host's [${ticksBefore}, ${ticksAfter}]`,
+      );
+      // Wide margin: the agent's memory moves a little while it serves the reads.
+      const lo = Math.min(rssBefore, rssAfter) - 8192;
+      const hi = Math.max(rssBefore, rssAfter) + 8192;
+      assert.ok(lo <= usage.rssKiB && usage.rssKiB <= hi, `${usage.rssKiB} KiB vs ${lo}..${hi}`);
+      const ownStatus = await readGuestText(c, `/proc/${pid}/status`);
+      assert.match(ownStatus, /^Name:\t/);
+    } finally {
+      c.close();
+      await agent.stop();
+    }
+  });
+}
+
+realTest(
+  "QgaClient raw layer: exact line bytes, the unterminated rest, a late socket",
+  [],
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "denoga-client-" });
+    const path = `${dir}/late.sock`;
+    const enc = new TextEncoder();
+    let go: () => void = () => {};
+    const released = new Promise<void>((r) => go = r);
+    let listener: Deno.UnixListener | undefined;
+    const peer = (async () => {
+      await new Promise((r) => setTimeout(r, 200)); // the socket appears only now
+      listener = Deno.listen({ transport: "unix", path });
+      const conn = await listener.accept();
+      await released;
+      await conn.write(new Uint8Array([0xff, ...enc.encode('{"return": 1}\n{"par')]));
+      conn.close();
+    })();
+    try {
+      const absent = await QgaClient.connect({ unix: path }, { noSync: true }).catch((e) => e);
+      assertEquals(absent.message, `cannot connect to ${path}: No such file or directory`);
+      const c = await QgaClient.connect({ unix: path }, {
+        noSync: true,
+        waitForSocket: true,
+        timeoutMs: 30_000,
+      });
+      assertEquals(await c.waitForInput(50), false);
+      go();
+      assertEquals(await c.waitForInput(30_000), true);
+      assertEquals(
+        await c.readLineBytes(30_000),
+        new Uint8Array([0xff, ...enc.encode('{"return": 1}')]),
+      );
+      assertEquals(await c.readLineBytes(30_000), null);
+      assertEquals(c.eof, true);
+      assertEquals(dec.decode(c.pendingBytes()), '{"par');
+      c.close();
+      await peer;
+    } finally {
+      listener?.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 realTest("client: a missing socket is one line and exit 1", [], async () => {
   const dir = await Deno.makeTempDir({ prefix: "denoga-client-" });

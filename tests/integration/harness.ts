@@ -12,7 +12,7 @@
  * @module
  */
 
-import { QgaClient } from "../../lib/client/connection.ts";
+import { type Json as ClientJson, parseJson, QgaClient } from "../../lib/client/connection.ts";
 import { AGENT_RUN_FLAGS } from "../../scripts/agent_flags.ts";
 import { hasLoopSupport, type LoopFsType, requireReal, withLoopFs } from "../fixtures/loopfs.ts";
 
@@ -217,29 +217,17 @@ export function showBytes(b: Uint8Array): string {
 }
 
 /** A JSON value with integers beyond 2^53 kept exact as `bigint`. */
-export type Json = null | boolean | number | bigint | string | Json[] | { [member: string]: Json };
+export type Json = ClientJson;
 
 /**
  * Parses one reply line (a leading 0xFF is skipped) keeping big integers exact: integers that
  * are not safe doubles come back as `bigint`, from their source text.
  */
 export function parseReply(line: Uint8Array | string): Json {
-  let text = typeof line === "string"
+  const text = typeof line === "string"
     ? line
     : dec.decode(line[0] === 0xff ? line.subarray(1) : line);
-  if (text.startsWith("\xff")) text = text.slice(1);
-  return JSON.parse(
-    text,
-    function (_key: string, value: unknown, context?: { source?: string }): unknown {
-      if (
-        typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value) &&
-        context?.source !== undefined && /^-?\d+$/.test(context.source)
-      ) {
-        return BigInt(context.source);
-      }
-      return value;
-    },
-  ) as Json;
+  return parseJson(text.startsWith("\xff") ? text.slice(1) : text);
 }
 
 class TimeoutError extends Error {
@@ -519,65 +507,63 @@ async function untilBlockedInPoll(pid: number): Promise<void> {
   }
 }
 
-/** Runs `impl` to completion with exactly `args` (no socket), e.g. `-b help` or `-V`. */
+/**
+ * Runs `impl` to completion with exactly `args` (no socket unless `args` name one), e.g.
+ * `-b help` or `-V`, in a fresh directory unless `opts.cwd` names one; `opts.env` is added to
+ * the environment and `opts.newest` picks the newest qemu-ga.
+ */
 export async function runAgentOnce(
   impl: Impl,
   args: readonly string[],
   entry?: string,
+  opts: { env?: Record<string, string>; cwd?: string; newest?: boolean } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const argv = agentCommand(impl, args, entry);
-  const cwd = await Deno.makeTempDir({ prefix: `denoga-it-${impl}-once-` });
+  const argv = agentCommand(impl, args, entry, opts.newest);
+  const cwd = opts.cwd ?? await Deno.makeTempDir({ prefix: `denoga-it-${impl}-once-` });
   try {
     const out = await withTimeout(
-      new Deno.Command(argv[0], { args: argv.slice(1), cwd, stdin: "null" }).output(),
+      new Deno.Command(argv[0], { args: argv.slice(1), cwd, env: opts.env, stdin: "null" })
+        .output(),
       START_TIMEOUT_MS,
       `${impl} ${args.join(" ")}`,
     );
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   } finally {
-    await Deno.remove(cwd, { recursive: true }).catch(() => {});
+    if (opts.cwd === undefined) await Deno.remove(cwd, { recursive: true }).catch(() => {});
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Raw client
 
-type ReadResult = { data: Uint8Array | null } | { error: unknown };
-
-/** A byte-level client on the agent's unix socket. */
+/**
+ * A byte-level client on the agent's unix socket: exact bytes out, exact reply lines in. The
+ * connection and line reading are lib/client's (a {@link QgaClient} without the handshake).
+ */
 export class RawClient {
-  readonly #conn: Deno.UnixConn;
-  #buf = new Uint8Array(64 * 1024);
-  #len = 0;
-  #scanned = 0;
-  #pending: Promise<ReadResult> | null = null;
-  #eof = false;
-  #closed = false;
+  readonly #client: QgaClient;
 
-  private constructor(conn: Deno.UnixConn) {
-    this.#conn = conn;
+  private constructor(client: QgaClient) {
+    this.#client = client;
   }
 
   /**
    * Connects to a unix socket. The agents listen with backlog 1 and accept one client at a
-   * time; Deno's non-blocking connect then fails with EAGAIN where a blocking one would wait,
-   * so that is retried every 10 ms until `timeoutMs`.
+   * time; a connect to a busy socket is retried until `timeoutMs`.
    */
   static async connect(path: string, timeoutMs = REPLY_TIMEOUT_MS): Promise<RawClient> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        return new RawClient(await Deno.connect({ transport: "unix", path }));
-      } catch (e) {
-        if (!(e instanceof Deno.errors.WouldBlock) || Date.now() > deadline) throw e;
-      }
-      await delay(CONNECT_RETRY_MS);
-    }
+    return new RawClient(
+      await QgaClient.connect({ unix: path }, {
+        timeoutMs,
+        noSync: true,
+        retryMs: CONNECT_RETRY_MS,
+      }),
+    );
   }
 
   /** True once the agent closed the connection. */
   get eof(): boolean {
-    return this.#eof;
+    return this.#client.eof;
   }
 
   /**
@@ -592,61 +578,15 @@ export class RawClient {
     const step = opts.split === "bytes" ? 1 : opts.split ?? b.length;
     const write = async () => {
       for (let off = 0; off < b.length; off += step) {
-        const part = b.subarray(off, Math.min(off + step, b.length));
-        let done = 0;
-        while (done < part.length) done += await this.#conn.write(part.subarray(done));
+        await this.#client.send(b.subarray(off, Math.min(off + step, b.length)));
       }
     };
     await withTimeout(write(), opts.timeoutMs ?? 60_000, `writing ${b.length} bytes`);
   }
 
-  #read(): Promise<ReadResult> {
-    if (!this.#pending) {
-      const chunk = new Uint8Array(256 * 1024);
-      this.#pending = this.#conn.read(chunk).then(
-        (n): ReadResult => ({ data: n === null ? null : chunk.subarray(0, n) }),
-        (error): ReadResult => ({ error }),
-      );
-    }
-    return this.#pending;
-  }
-
-  #absorb(r: ReadResult): void {
-    this.#pending = null;
-    if ("error" in r) {
-      if (this.#closed) return;
-      throw r.error;
-    }
-    if (r.data === null) {
-      this.#eof = true;
-      return;
-    }
-    if (this.#len + r.data.length > this.#buf.length) {
-      const bigger = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + r.data.length));
-      bigger.set(this.#buf.subarray(0, this.#len));
-      this.#buf = bigger;
-    }
-    this.#buf.set(r.data, this.#len);
-    this.#len += r.data.length;
-  }
-
-  #takeLine(): Uint8Array | null {
-    const nl = this.#buf.subarray(this.#scanned, this.#len).indexOf(0x0a);
-    if (nl < 0) {
-      this.#scanned = this.#len;
-      return null;
-    }
-    const end = this.#scanned + nl;
-    const line = this.#buf.slice(0, end);
-    this.#buf.copyWithin(0, end + 1, this.#len);
-    this.#len -= end + 1;
-    this.#scanned = 0;
-    return line;
-  }
-
   /** Bytes received but not yet returned as a line. */
   pendingBytes(): Uint8Array {
-    return this.#buf.slice(0, this.#len);
+    return this.#client.pendingBytes();
   }
 
   /**
@@ -654,17 +594,11 @@ export class RawClient {
    * Throws on timeout or when the connection closes first.
    */
   async recvLine(timeoutMs = REPLY_TIMEOUT_MS): Promise<Uint8Array> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const line = this.#takeLine();
-      if (line) return line;
-      if (this.#eof) {
-        throw new Error(`connection closed; unterminated: ${showBytes(this.pendingBytes())}`);
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new TimeoutError("reply line", timeoutMs);
-      this.#absorb(await withTimeout(this.#read(), left, "reply line"));
+    const line = await this.#client.readLineBytes(timeoutMs, "reply line");
+    if (line === null) {
+      throw new Error(`connection closed; unterminated: ${showBytes(this.pendingBytes())}`);
     }
+    return line;
   }
 
   /** Returns the next `n` reply lines. */
@@ -676,17 +610,10 @@ export class RawClient {
 
   /** Asserts that nothing arrives within `ms` (a failure guard for "no reply"). */
   async expectSilence(ms: number): Promise<void> {
-    if (this.#len > 0) throw new Error(`expected silence, have: ${showBytes(this.pendingBytes())}`);
-    if (this.#eof) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const quiet = new Promise<"quiet">((resolve) => {
-      timer = setTimeout(() => resolve("quiet"), ms);
-    });
-    const r = await Promise.race([this.#read(), quiet]);
-    clearTimeout(timer);
-    if (r === "quiet") return;
-    this.#absorb(r);
-    if (this.#len > 0) {
+    if (this.pendingBytes().length > 0) {
+      throw new Error(`expected silence, have: ${showBytes(this.pendingBytes())}`);
+    }
+    if (await this.#client.waitForInput(ms)) {
       throw new Error(`expected silence for ${ms} ms, got: ${showBytes(this.pendingBytes())}`);
     }
   }
@@ -699,13 +626,7 @@ export class RawClient {
 
   /** Closes the connection (idempotent). */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+    this.#client.close();
   }
 }
 

@@ -7,32 +7,22 @@
  */
 
 import { assertEquals, assertOk } from "../assert.ts";
+import { QgaClient } from "../../lib/client/connection.ts";
+import { parseStatusRssKiB } from "../../lib/client/usage.ts";
 import { bytes, exec, needQemuGa, RawClient, realTest, showBytes, startAgent } from "./harness.ts";
 
 const enc = new TextEncoder();
 
 async function rssKiB(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
-}
-
-/** Connects, retrying while the one-deep backlog is full. */
-async function connect(path: string): Promise<Deno.UnixConn> {
-  for (;;) {
-    try {
-      return await Deno.connect({ transport: "unix", path });
-    } catch (e) {
-      if (!(e instanceof Deno.errors.WouldBlock)) throw e;
-      await new Promise((r) => setTimeout(r, 1));
-    }
-  }
+  return parseStatusRssKiB(await Deno.readTextFile(`/proc/${pid}/status`));
 }
 
 async function halfRequests(path: string, n: number): Promise<void> {
   const half = enc.encode('{"execute":"guest-sync","arguments":{"id":12');
   for (let i = 0; i < n; i++) {
-    const c = await connect(path);
-    await c.write(half);
+    // Retried while the one-deep backlog is full.
+    const c = await QgaClient.connect({ unix: path }, { noSync: true, retryMs: 1 });
+    await c.send(half);
     c.close();
   }
 }

@@ -11,15 +11,14 @@
 
 import { assertEquals, assertOk } from "../assert.ts";
 import {
-  agentCommand,
   type Impl,
   needQemuGaNewest,
   needRoot,
   RawClient,
   realTest,
+  runAgentOnce,
   sideBySideImpls,
   startAgent,
-  withTimeout,
 } from "./harness.ts";
 
 const FIXTURES = new URL("../fixtures/keyfile/", import.meta.url);
@@ -91,19 +90,13 @@ realTest("qga.state fixtures: first handle and written state match qemu-ga", NEE
 async function refusal(impl: Impl, statedir: string): Promise<string> {
   const sockDir = await Deno.makeTempDir({ prefix: "denoga-it-state-sock-" });
   try {
-    const argv = agentCommand(
+    const out = await runAgentOnce(
       impl,
       ["-m", "unix-listen", "-p", `${sockDir}/qga.sock`, "-t", statedir],
       undefined,
-      true,
+      { newest: true },
     );
-    const out = await withTimeout(
-      new Deno.Command(argv[0], { args: argv.slice(1), stdin: "null" }).output(),
-      30_000,
-      `${impl} on a refused state file`,
-    );
-    const stderr = dec.decode(out.stderr).replace(/^\d+\.\d+: /gm, "");
-    return `exit ${out.code}\n${stderr}`;
+    return `exit ${out.code}\n${out.stderr.replace(/^\d+\.\d+: /gm, "")}`;
   } finally {
     await Deno.remove(sockDir, { recursive: true });
   }
