@@ -618,8 +618,9 @@ for await (const conn of listener) {
       end += n;
       const out = [];
       let start = 0;
-      for (let nl = buf.indexOf(10, end - n); nl !== -1 && nl < end; nl = buf.indexOf(10, nl + 1)) {
-        const line = dec.decode(buf.subarray(start, nl));
+      const view = buf.subarray(0, end);
+      for (let nl = view.indexOf(10, end - n); nl !== -1; nl = view.indexOf(10, nl + 1)) {
+        const line = dec.decode(view.subarray(start, nl));
         const at = line.indexOf('"execute":"') + 11;
         out.push(replies[line.slice(at, line.indexOf('"', at))] ?? other);
         start = nl + 1;
@@ -717,7 +718,10 @@ const PIPELINE_SLICE = 0.25;
  * Sequential guest-ping round trips, interleaved in blocks of {@link PING_BLOCK} across the
  * agents so that both see the same machine load. Returns every round trip time (µs) per agent.
  */
-async function measurePing(agents: readonly AgentProc[], o: BenchOptions): Promise<number[][]> {
+export async function measurePing(
+  agents: readonly AgentProc[],
+  o: BenchOptions,
+): Promise<number[][]> {
   return await withClients(agents, "guest-ping round trip", 300_000, async (clients) => {
     const samples = clients.map(() => [] as number[]);
     const ping = async (c: Client, n: number, into: number[] | null) => {
@@ -745,7 +749,7 @@ async function measurePing(agents: readonly AgentProc[], o: BenchOptions): Promi
  * of {@link PING_BLOCK}, and each agent's utime + stime before and after (an agent is idle while
  * the others are pinged). Clock ticks are coarse, hence many pings.
  */
-async function measureCpu(agents: readonly AgentProc[], o: BenchOptions): Promise<number[]> {
+export async function measureCpu(agents: readonly AgentProc[], o: BenchOptions): Promise<number[]> {
   return await withClients(agents, "agent CPU per guest-ping", 300_000, async (clients) => {
     const before = agents.map((a) => a.cpuMs());
     for (let done = 0; done < o.cpuPings; done += PING_BLOCK) {
@@ -766,7 +770,10 @@ async function measureCpu(agents: readonly AgentProc[], o: BenchOptions): Promis
  * slices of {@link PIPELINE_SLICE} s alternating between the agents (`o.pipelineSeconds` per
  * agent in total, after a warm-up slice each).
  */
-async function measurePipeline(agents: readonly AgentProc[], o: BenchOptions): Promise<number[]> {
+export async function measurePipeline(
+  agents: readonly AgentProc[],
+  o: BenchOptions,
+): Promise<number[]> {
   const batch = new Uint8Array(PING.length * PIPELINE_DEPTH);
   for (let i = 0; i < PIPELINE_DEPTH; i++) batch.set(PING, i * PING.length);
   /** One slice: replies received and seconds taken; all replies are drained afterwards. */
