@@ -9,10 +9,15 @@
  * - guest-ping round trip, sequential request → reply: median and p99 (after 2000 warm-up pings,
  *   so the JIT has settled);
  * - pipelined guest-ping replies per second with {@link PIPELINE_DEPTH} requests in flight;
+ * - agent CPU per sequential guest-ping: utime + stime from /proc/<pid>/stat over many pings;
  * - guest-file-read MiB/s in 4 MiB chunks of a test file (open → read until eof → close);
  * - guest-file-write MiB/s in 4 MiB chunks (base64 of 4 MiB per request);
  * - idle RSS (VmRSS after start and one ping) and peak RSS (VmHWM after everything); the
  *   progress lines show each agent's VmRSS after every step.
+ *
+ * The per-request rows (ping round trip, pipelined pings, CPU per ping) also run against the floor
+ * ({@link startFloor}): a bare Deno unix-socket responder with canned replies, the least a Deno
+ * agent can cost per request; denoga's ratios to it are judged against the floor targets.
  *
  * The client keeps out of the way: one growing receive buffer per connection, replies scanned
  * once as they arrive with native `indexOf` (quote to quote, so a 5.6 MB base64 string costs one
