@@ -42,6 +42,8 @@ export class Server {
   /** Bytes read and written since memory was last given back. */
   #burst = 0;
   #releaseTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When everything was last written with no request left (performance.now()). */
+  #lastQuiet = 0;
 
   constructor(agent: Agent, channel: Channel) {
     this.#agent = agent;
@@ -53,17 +55,28 @@ export class Server {
     await this.#session?.drained();
   }
 
-  /** After a burst, gives memory back once no reply has been written for a while. */
+  /**
+   * After a burst, gives memory back once no reply has been written for a while. One timer
+   * runs at a time and, when it fires, waits out the rest of the delay counted from the last
+   * quiet moment, rather than being re-armed at each (a sequence of small requests after a
+   * burst would pay a timer per request).
+   */
   #quiet(written: number): void {
     this.#burst += written;
     if (this.#burst < BURST_BYTES) return;
-    if (this.#releaseTimer !== undefined) clearTimeout(this.#releaseTimer);
+    this.#lastQuiet = performance.now();
+    if (this.#releaseTimer === undefined) this.#armRelease(RELEASE_DELAY_MS);
+  }
+
+  #armRelease(ms: number): void {
     this.#releaseTimer = setTimeout(() => {
       this.#releaseTimer = undefined;
       if (this.#session?.busy) return; // the next quiet moment re-arms it
+      const left = this.#lastQuiet + RELEASE_DELAY_MS - performance.now();
+      if (left > 1) return this.#armRelease(left);
       this.#burst = 0;
       void releaseMemory();
-    }, RELEASE_DELAY_MS);
+    }, ms);
     Deno.unrefTimer(this.#releaseTimer);
   }
 

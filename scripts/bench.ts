@@ -9,10 +9,15 @@
  * - guest-ping round trip, sequential request → reply: median and p99 (after 2000 warm-up pings,
  *   so the JIT has settled);
  * - pipelined guest-ping replies per second with {@link PIPELINE_DEPTH} requests in flight;
+ * - agent CPU per sequential guest-ping: utime + stime from /proc/<pid>/stat over many pings;
  * - guest-file-read MiB/s in 4 MiB chunks of a test file (open → read until eof → close);
  * - guest-file-write MiB/s in 4 MiB chunks (base64 of 4 MiB per request);
  * - idle RSS (VmRSS after start and one ping) and peak RSS (VmHWM after everything); the
  *   progress lines show each agent's VmRSS after every step.
+ *
+ * The per-request rows (ping round trip, pipelined pings, CPU per ping) also run against the floor
+ * ({@link startFloor}): a bare Deno unix-socket responder with canned replies, the least a Deno
+ * agent can cost per request; denoga's ratios to it are judged against the floor targets.
  *
  * The client keeps out of the way: one growing receive buffer per connection, replies scanned
  * once as they arrive with native `indexOf` (quote to quote, so a 5.6 MB base64 string costs one
@@ -42,6 +47,8 @@ import { type PollSummary, runPollBench } from "./bench_poll.ts";
 
 /** Which agent implementation. */
 export type Impl = "denoga" | "qemu-ga";
+/** What answers on a benchmarked socket: an agent, or the floor (a bare Deno responder). */
+export type Runner = Impl | "floor";
 
 /** Requests kept outstanding in the pipelined ping measurement. */
 export const PIPELINE_DEPTH = 64;
@@ -51,6 +58,8 @@ export const CHUNK = 4 * 1024 * 1024;
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const QEMU_GA = Deno.env.get("QEMU_GA") ?? "/usr/sbin/qemu-ga";
 const MiB = 1024 * 1024;
+/** USER_HZ on Linux x86-64 and aarch64 (the unit of /proc/<pid>/stat times). */
+const CLK_TCK = 100;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -65,6 +74,8 @@ export interface BenchOptions {
   sizeMiB: number;
   pingWarmup: number;
   pingIterations: number;
+  /** Sequential pings per agent and round over which agent CPU is measured. */
+  cpuPings: number;
   pipelineSeconds: number;
   /** Repetitions of the ping, pipeline, read and write measurements (medians are reported). */
   rounds: number;
@@ -116,6 +127,7 @@ export function parseOptions(args: readonly string[]): BenchOptions {
     sizeMiB: Math.ceil(size / 4) * 4,
     pingWarmup: quick ? 50 : 2000,
     pingIterations: quick ? 200 : 2000,
+    cpuPings: quick ? 2000 : 20000,
     pipelineSeconds: quick ? 0.5 : 2,
     rounds: rounds ?? (quick ? 1 : 3),
     idleSettleMs: quick ? 200 : 1000,
@@ -432,7 +444,7 @@ export interface StartOptions {
 
 /** A running agent and its temp dir. */
 export class AgentProc {
-  readonly impl: Impl;
+  readonly impl: Runner;
   readonly dir: string;
   readonly socket: string;
   readonly proc: Deno.ChildProcess;
@@ -441,7 +453,7 @@ export class AgentProc {
   #exited = false;
   readonly #status: Promise<Deno.CommandStatus>;
 
-  private constructor(impl: Impl, dir: string, socket: string, proc: Deno.ChildProcess) {
+  private constructor(impl: Runner, dir: string, socket: string, proc: Deno.ChildProcess) {
     this.impl = impl;
     this.dir = dir;
     this.socket = socket;
@@ -465,7 +477,7 @@ export class AgentProc {
 
   /** Starts `impl` in a fresh temp dir and waits until its socket accepts connections. */
   static async start(
-    impl: Impl,
+    impl: Runner,
     dirs: string[],
     entry?: string,
     opts: StartOptions = {},
@@ -523,6 +535,13 @@ export class AgentProc {
     return { rssMiB: kib("VmRSS"), hwmMiB: kib("VmHWM") };
   }
 
+  /** CPU time used so far (utime + stime from /proc/<pid>/stat), ms. */
+  cpuMs(): number {
+    const stat = Deno.readTextFileSync(`/proc/${this.pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLK_TCK;
+  }
+
   /** True once the process has exited. */
   get exited(): boolean {
     return this.#exited;
@@ -570,6 +589,83 @@ export class AgentProc {
       c.close();
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floor
+
+/**
+ * The floor responder: a bare Deno unix-socket server answering each request line with a
+ * canned reply found by the command's name (from a JSON file of replies recorded from denoga,
+ * `{"return": {}}` for the others), the replies to one read written in one go as denoga does:
+ * the least work a Deno agent can do per request, i.e. what Deno's runtime and a socket cost.
+ */
+const FLOOR_SOURCE = `
+const enc0 = new TextEncoder();
+const dec = new TextDecoder();
+const replies = Object.fromEntries(
+  Object.entries(JSON.parse(await Deno.readTextFile(Deno.args[0]))).map(([k, v]) => [k, enc0.encode(v)]),
+);
+const other = enc0.encode('{"return": {}}\\n');
+const listener = Deno.listen({ transport: "unix", path: Deno.args[1] });
+for await (const conn of listener) {
+  (async () => {
+    let buf = new Uint8Array(65536);
+    let end = 0;
+    for (;;) {
+      if (end === buf.length) {
+        const grown = new Uint8Array(buf.length * 2);
+        grown.set(buf);
+        buf = grown;
+      }
+      const n = await conn.read(buf.subarray(end)).catch(() => null);
+      if (n === null) break;
+      end += n;
+      const out = [];
+      let start = 0;
+      const view = buf.subarray(0, end);
+      for (let nl = view.indexOf(10, end - n); nl !== -1; nl = view.indexOf(10, nl + 1)) {
+        const line = dec.decode(view.subarray(start, nl));
+        const at = line.indexOf('"execute":"') + 11;
+        out.push(replies[line.slice(at, line.indexOf('"', at))] ?? other);
+        start = nl + 1;
+      }
+      buf.copyWithin(0, start, end);
+      end -= start;
+      if (out.length === 0) continue;
+      let data = out[0];
+      if (out.length > 1) {
+        data = new Uint8Array(out.reduce((t, r) => t + r.length, 0));
+        let off = 0;
+        for (const r of out) {
+          data.set(r, off);
+          off += r.length;
+        }
+      }
+      for (let off = 0; off < data.length;) off += await conn.write(data.subarray(off));
+    }
+    conn.close();
+  })();
+}
+`;
+
+/**
+ * Starts the floor responder in a temp dir of its own, answering the commands of `replies`
+ * (name → reply line with its newline) with those bytes; `wrap` as in {@link StartOptions}.
+ */
+export async function startFloor(
+  dirs: string[],
+  replies: Record<string, string> = {},
+  wrap?: readonly string[],
+): Promise<AgentProc> {
+  const dir = await Deno.makeTempDir({ prefix: "denoga-bench-floor-src-" });
+  dirs.push(dir);
+  const script = `${dir}/floor.ts`;
+  const recorded = `${dir}/replies.json`;
+  await Deno.writeTextFile(script, FLOOR_SOURCE);
+  await Deno.writeTextFile(recorded, JSON.stringify(replies));
+  const argv = [Deno.execPath(), "run", "-A", "--no-config", script, recorded];
+  return await AgentProc.start("floor", dirs, undefined, { argv, wrap });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -627,7 +723,10 @@ const PIPELINE_SLICE = 0.25;
  * Sequential guest-ping round trips, interleaved in blocks of {@link PING_BLOCK} across the
  * agents so that both see the same machine load. Returns every round trip time (µs) per agent.
  */
-async function measurePing(agents: readonly AgentProc[], o: BenchOptions): Promise<number[][]> {
+export async function measurePing(
+  agents: readonly AgentProc[],
+  o: BenchOptions,
+): Promise<number[][]> {
   return await withClients(agents, "guest-ping round trip", 300_000, async (clients) => {
     const samples = clients.map(() => [] as number[]);
     const ping = async (c: Client, n: number, into: number[] | null) => {
@@ -651,11 +750,35 @@ async function measurePing(agents: readonly AgentProc[], o: BenchOptions): Promi
 }
 
 /**
+ * Agent CPU per guest-ping (µs): `o.cpuPings` sequential pings per agent, interleaved in blocks
+ * of {@link PING_BLOCK}, and each agent's utime + stime before and after (an agent is idle while
+ * the others are pinged). Clock ticks are coarse, hence many pings.
+ */
+export async function measureCpu(agents: readonly AgentProc[], o: BenchOptions): Promise<number[]> {
+  return await withClients(agents, "agent CPU per guest-ping", 300_000, async (clients) => {
+    const before = agents.map((a) => a.cpuMs());
+    for (let done = 0; done < o.cpuPings; done += PING_BLOCK) {
+      const n = Math.min(PING_BLOCK, o.cpuPings - done);
+      for (const c of clients) {
+        for (let i = 0; i < n; i++) {
+          await c.send(PING);
+          await c.lines(PING_REPLY_LEN);
+        }
+      }
+    }
+    return agents.map((a, k) => (a.cpuMs() - before[k]) * 1000 / o.cpuPings);
+  });
+}
+
+/**
  * Pipelined guest-ping replies per second with PIPELINE_DEPTH requests outstanding, measured in
  * slices of {@link PIPELINE_SLICE} s alternating between the agents (`o.pipelineSeconds` per
  * agent in total, after a warm-up slice each).
  */
-async function measurePipeline(agents: readonly AgentProc[], o: BenchOptions): Promise<number[]> {
+export async function measurePipeline(
+  agents: readonly AgentProc[],
+  o: BenchOptions,
+): Promise<number[]> {
   const batch = new Uint8Array(PING.length * PIPELINE_DEPTH);
   for (let i = 0; i < PIPELINE_DEPTH; i++) batch.set(PING, i * PING.length);
   /** One slice: replies received and seconds taken; all replies are drained afterwards. */
@@ -789,6 +912,7 @@ export interface AgentFigures {
   pingMedianUs: number;
   pingP99Us: number;
   pipelinedPerSec: number;
+  cpuPerPingUs: number;
   readMiBps: number;
   writeMiBps: number;
   idleRssMiB: number;
@@ -802,6 +926,7 @@ export const FIGURE_KEYS: readonly (keyof AgentFigures)[] = [
   "pingMedianUs",
   "pingP99Us",
   "pipelinedPerSec",
+  "cpuPerPingUs",
   "readMiBps",
   "writeMiBps",
   "idleRssMiB",
@@ -809,11 +934,36 @@ export const FIGURE_KEYS: readonly (keyof AgentFigures)[] = [
   "finalRssMiB",
 ];
 
-/** denoga / qemu-ga for each comparable figure (null when qemu-ga did not run). */
+/** The floor's figures (a bare Deno responder; see {@link startFloor}). */
+export interface FloorFigures {
+  pid: number;
+  pingMedianUs: number;
+  pingP99Us: number;
+  pipelinedPerSec: number;
+  cpuPerPingUs: number;
+}
+
+/** The keys every {@link FloorFigures} has. */
+export const FLOOR_KEYS: readonly (keyof FloorFigures)[] = [
+  "pid",
+  "pingMedianUs",
+  "pingP99Us",
+  "pipelinedPerSec",
+  "cpuPerPingUs",
+];
+
+/**
+ * denoga / qemu-ga for each comparable figure (null when qemu-ga did not run), and denoga / floor
+ * for the per-request ones (the `…Floor` keys).
+ */
 export interface Ratios {
   pingMedian: number | null;
   pingP99: number | null;
   pipelined: number | null;
+  cpuPerPing: number | null;
+  pingMedianFloor: number | null;
+  pipelinedFloor: number | null;
+  cpuPerPingFloor: number | null;
   read: number | null;
   write: number | null;
   idleRss: number | null;
@@ -825,6 +975,10 @@ export const RATIO_KEYS: readonly (keyof Ratios)[] = [
   "pingMedian",
   "pingP99",
   "pipelined",
+  "cpuPerPing",
+  "pingMedianFloor",
+  "pipelinedFloor",
+  "cpuPerPingFloor",
   "read",
   "write",
   "idleRss",
@@ -837,6 +991,12 @@ export interface Targets {
   pingMedian: boolean | null;
   /** pipelined ratio ≥ 3 */
   pipelined: boolean | null;
+  /** ping median ≤ 1.1× the floor's */
+  pingMedianFloor: boolean | null;
+  /** pipelined ≥ 0.8× the floor's */
+  pipelinedFloor: boolean | null;
+  /** CPU per ping ≤ 1.1× the floor's */
+  cpuPerPingFloor: boolean | null;
   /** read ratio ≥ 3 */
   read: boolean | null;
   /** write ratio ≥ 5 */
@@ -851,6 +1011,9 @@ export interface Targets {
 export const TARGET_KEYS: readonly (keyof Targets)[] = [
   "pingMedian",
   "pipelined",
+  "pingMedianFloor",
+  "pipelinedFloor",
+  "cpuPerPingFloor",
   "read",
   "write",
   "idleRss",
@@ -874,6 +1037,7 @@ export interface BenchSummary {
   notes: string[];
   denoga: AgentFigures | null;
   qemuGa: AgentFigures | null;
+  floor: FloorFigures | null;
   ratios: Ratios;
   targets: Targets;
   /** The poll benchmark (scripts/bench_poll.ts), null when not run (`--no-poll`, not root). */
@@ -894,6 +1058,7 @@ export const SUMMARY_KEYS: readonly (keyof BenchSummary)[] = [
   "notes",
   "denoga",
   "qemuGa",
+  "floor",
   "ratios",
   "targets",
   "poll",
@@ -907,11 +1072,16 @@ function ratio(d: number | undefined, q: number | undefined): number | null {
 export function summarize(
   d: AgentFigures | null,
   q: AgentFigures | null,
+  fl: FloorFigures | null = null,
 ): { ratios: Ratios; targets: Targets } {
   const r: Ratios = {
     pingMedian: ratio(d?.pingMedianUs, q?.pingMedianUs),
     pingP99: ratio(d?.pingP99Us, q?.pingP99Us),
     pipelined: ratio(d?.pipelinedPerSec, q?.pipelinedPerSec),
+    cpuPerPing: ratio(d?.cpuPerPingUs, q?.cpuPerPingUs),
+    pingMedianFloor: ratio(d?.pingMedianUs, fl?.pingMedianUs),
+    pipelinedFloor: ratio(d?.pipelinedPerSec, fl?.pipelinedPerSec),
+    cpuPerPingFloor: ratio(d?.cpuPerPingUs, fl?.cpuPerPingUs),
     read: ratio(d?.readMiBps, q?.readMiBps),
     write: ratio(d?.writeMiBps, q?.writeMiBps),
     idleRss: ratio(d?.idleRssMiB, q?.idleRssMiB),
@@ -923,6 +1093,9 @@ export function summarize(
     targets: {
       pingMedian: judge(r.pingMedian, (v) => v <= 0.8),
       pipelined: judge(r.pipelined, (v) => v >= 3),
+      pingMedianFloor: judge(r.pingMedianFloor, (v) => v <= 1.1),
+      pipelinedFloor: judge(r.pipelinedFloor, (v) => v >= 0.8),
+      cpuPerPingFloor: judge(r.cpuPerPingFloor, (v) => v <= 1.1),
       read: judge(r.read, (v) => v >= 3),
       write: judge(r.write, (v) => v >= 5),
       idleRss: judge(d?.idleRssMiB ?? null, (v) => v <= 40),
@@ -943,106 +1116,128 @@ function verdict(t: boolean | null): string {
   return t === null ? "-" : t ? "met" : "MISSED";
 }
 
+/** One table row: what, qemu-ga, denoga, floor, then ratio, target, verdict vs qemu-ga and vs floor. */
+type Row = [string, string, string, string, string, string, string, string, string, string];
+
+/** A row of figures `digits` wide; ratio columns given as [ratio, target, verdict] or empty. */
+function figureRow(
+  what: string,
+  v: { q?: number; d?: number; f?: number },
+  digits: number,
+  vsQemu: [number | null, string, boolean | null] | null,
+  vsFloor: [number | null, string, boolean | null] | null = null,
+): Row {
+  const cols = (x: [number | null, string, boolean | null] | null) =>
+    x === null ? ["", "", ""] : [fmt(x[0], 2), x[1], x[1] === "" ? "" : verdict(x[2])];
+  return [
+    what,
+    v.q === undefined ? "" : fmt(v.q, digits),
+    v.d === undefined ? "" : fmt(v.d, digits),
+    v.f === undefined ? "" : fmt(v.f, digits),
+    ...cols(vsQemu),
+    ...cols(vsFloor),
+  ] as Row;
+}
+
 /** The human-readable table. */
 export function renderTable(s: BenchSummary): string {
-  const d = s.denoga;
-  const q = s.qemuGa;
-  const rows: string[][] = [
-    ["measurement", "qemu-ga", "denoga", "denoga/qemu-ga", "target", "verdict"],
+  const d = s.denoga ?? undefined;
+  const q = s.qemuGa ?? undefined;
+  const fl = s.floor ?? undefined;
+  const r = s.ratios;
+  const t = s.targets;
+  const rows: Row[] = [
     [
+      "measurement",
+      "qemu-ga",
+      "denoga",
+      "floor",
+      "denoga/qemu-ga",
+      "target",
+      "verdict",
+      "denoga/floor",
+      "target",
+      "verdict",
+    ],
+    figureRow(
       "guest-ping RTT median (µs)",
-      fmt(q?.pingMedianUs),
-      fmt(d?.pingMedianUs),
-      fmt(s.ratios.pingMedian, 2),
-      "≤ 0.8×",
-      verdict(s.targets.pingMedian),
-    ],
-    [
+      { q: q?.pingMedianUs, d: d?.pingMedianUs, f: fl?.pingMedianUs },
+      1,
+      [r.pingMedian, "≤ 0.8×", t.pingMedian],
+      [r.pingMedianFloor, "≤ 1.1×", t.pingMedianFloor],
+    ),
+    figureRow(
       "guest-ping RTT p99 (µs)",
-      fmt(q?.pingP99Us),
-      fmt(d?.pingP99Us),
-      fmt(s.ratios.pingP99, 2),
-      "",
-      "",
-    ],
-    [
+      { q: q?.pingP99Us, d: d?.pingP99Us, f: fl?.pingP99Us },
+      1,
+      [r.pingP99, "", null],
+    ),
+    figureRow(
       `pipelined pings/s (${s.pipelineDepth} in flight)`,
-      fmt(q?.pipelinedPerSec, 0),
-      fmt(d?.pipelinedPerSec, 0),
-      fmt(s.ratios.pipelined, 2),
-      "≥ 3×",
-      verdict(s.targets.pipelined),
-    ],
-    [
+      { q: q?.pipelinedPerSec, d: d?.pipelinedPerSec, f: fl?.pipelinedPerSec },
+      0,
+      [r.pipelined, "≥ 3×", t.pipelined],
+      [r.pipelinedFloor, "≥ 0.8×", t.pipelinedFloor],
+    ),
+    figureRow(
+      "agent CPU per guest-ping (µs)",
+      { q: q?.cpuPerPingUs, d: d?.cpuPerPingUs, f: fl?.cpuPerPingUs },
+      1,
+      [r.cpuPerPing, "", null],
+      [r.cpuPerPingFloor, "≤ 1.1×", t.cpuPerPingFloor],
+    ),
+    figureRow(
       `guest-file-read MiB/s (${s.sizeMiB} MiB)`,
-      fmt(q?.readMiBps),
-      fmt(d?.readMiBps),
-      fmt(s.ratios.read, 2),
-      "≥ 3×",
-      verdict(s.targets.read),
-    ],
-    [
+      { q: q?.readMiBps, d: d?.readMiBps },
+      1,
+      [r.read, "≥ 3×", t.read],
+    ),
+    figureRow(
       `guest-file-write MiB/s (${s.sizeMiB} MiB)`,
-      fmt(q?.writeMiBps),
-      fmt(d?.writeMiBps),
-      fmt(s.ratios.write, 2),
-      "≥ 5×",
-      verdict(s.targets.write),
-    ],
-    [
-      "idle RSS (MiB)",
-      fmt(q?.idleRssMiB),
-      fmt(d?.idleRssMiB),
-      fmt(s.ratios.idleRss, 2),
+      { q: q?.writeMiBps, d: d?.writeMiBps },
+      1,
+      [r.write, "≥ 5×", t.write],
+    ),
+    figureRow("idle RSS (MiB)", { q: q?.idleRssMiB, d: d?.idleRssMiB }, 1, [
+      r.idleRss,
       "denoga ≤ 40",
-      verdict(s.targets.idleRss),
-    ],
-    [
-      "peak RSS, VmHWM (MiB)",
-      fmt(q?.peakRssMiB),
-      fmt(d?.peakRssMiB),
-      fmt(s.ratios.peakRss, 2),
+      t.idleRss,
+    ]),
+    figureRow("peak RSS, VmHWM (MiB)", { q: q?.peakRssMiB, d: d?.peakRssMiB }, 1, [
+      r.peakRss,
       "denoga ≤ 128",
-      verdict(s.targets.peakRss),
-    ],
-    ["RSS after run (MiB)", fmt(q?.finalRssMiB), fmt(d?.finalRssMiB), "", "", ""],
+      t.peakRss,
+    ]),
+    figureRow("RSS after run (MiB)", { q: q?.finalRssMiB, d: d?.finalRssMiB }, 1, null),
   ];
   if (s.sourceIdleRssMiB !== null) {
-    rows.splice(rows.length - 2, 0, [
-      "idle RSS, deno run main.ts (MiB)",
-      "",
-      fmt(s.sourceIdleRssMiB),
-      "",
-      "",
-      "",
-    ]);
+    rows.splice(
+      rows.length - 2,
+      0,
+      figureRow("idle RSS, deno run main.ts (MiB)", { d: s.sourceIdleRssMiB }, 1, null),
+    );
   }
   if (s.poll !== null) rows.push(...pollRows(s.poll));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
-    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ")
+      .trimEnd();
   const out = [line(rows[0]), widths.map((w) => "-".repeat(w)).join("  ")];
   for (const r of rows.slice(1)) out.push(line(r));
   return out.join("\n");
 }
 
-/**
- * Table rows of the poll benchmark; the floor (a bare Deno responder) has a row of its own and
- * stands in the target column of rows without a target.
- */
-function pollRows(p: PollSummary): string[][] {
+/** Table rows of the poll benchmark; the floor (a bare Deno responder) has its column. */
+function pollRows(p: PollSummary): Row[] {
   const row = (what: string, by: Record<string, number>, digits: number, target = "") => {
     const r = ratio(by.denoga, by["qemu-ga"]);
-    const floor = by.floor !== undefined ? `floor ${fmt(by.floor, digits)}` : "";
-    const ok = target === "" || r === null ? "" : verdict(r <= 1.0);
-    return [
+    return figureRow(
       what,
-      fmt(by["qemu-ga"], digits),
-      fmt(by.denoga, digits),
-      fmt(r, 2),
-      target || floor,
-      ok,
-    ];
+      { q: by["qemu-ga"], d: by.denoga, f: by.floor },
+      digits,
+      [r, target, r === null ? null : r <= 1.0],
+      by.floor === undefined ? null : [ratio(by.denoga, by.floor), "", null],
+    );
   };
   const rows = p.points.map((pt) =>
     row(
@@ -1052,10 +1247,6 @@ function pollRows(p: PollSummary): string[][] {
       pt === p.points[0] ? "≤ 1.0×" : "",
     )
   );
-  const floor = p.points[0].cpuMs.floor;
-  if (floor !== undefined) {
-    rows.push(["poll cycle CPU ms, bare Deno responder", "", fmt(floor, 2), "", "(floor)", ""]);
-  }
   rows.push(row("poll cycle wall ms (base)", p.points[0].wallMs, 2));
   rows.push(row("CPU µs per added interface", p.perInterfaceUs, 1));
   rows.push(row("CPU µs per added mount", p.perMountUs, 1));
@@ -1136,8 +1327,9 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
   }
   let sourceIdleRssMiB: number | null = null;
   let poll: PollSummary | null = null;
-  const agents = new Map<Impl, AgentProc>();
+  const agents = new Map<Runner, AgentProc>();
   const partial = new Map<Impl, Partial<AgentFigures>>();
+  let floor: FloorFigures | null = null;
   const stopAll = async () => {
     for (const a of agents.values()) await a.stop();
     for (const dir of dirs) await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -1159,8 +1351,9 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
       agents.set(impl, a);
       partial.set(impl, { pid: a.pid });
     }
+    agents.set("floor", await startFloor(dirs));
     /** One progress line: what, agent, result, the agent's RSS now, extra. */
-    const progress = (what: string, impl: Impl, result: string, extra = "") => {
+    const progress = (what: string, impl: Runner, result: string, extra = "") => {
       let rss = "";
       try {
         rss = `rss ${fmt(agents.get(impl)!.memory().rssMiB).padStart(6)} MiB`;
@@ -1196,12 +1389,14 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
       return `${o.sizeMiB} MiB`;
     });
     const b64 = chunk.toBase64();
-    const runs = new Map<Impl, { ping: number[]; pipe: number[]; read: number[]; write: number[] }>(
-      impls.map((i) => [i, { ping: [], pipe: [], read: [], write: [] }]),
+    type Runs = { ping: number[]; pipe: number[]; cpu: number[]; read: number[]; write: number[] };
+    const runners: Runner[] = [...impls, "floor"];
+    const runs = new Map<Runner, Runs>(
+      runners.map((i) => [i, { ping: [], pipe: [], cpu: [], read: [], write: [] }]),
     );
     for (let r = 1; r <= o.rounds; r++) {
       const tag = o.rounds > 1 ? ` ${r}/${o.rounds}` : "";
-      const list = impls.map((i) => agents.get(i)!);
+      const list = runners.map((i) => agents.get(i)!);
       const t0 = performance.now();
       const pings = await measurePing(list, o);
       const pingSecs = ((performance.now() - t0) / 1000).toFixed(1);
@@ -1220,6 +1415,16 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
         progress(`pipelined pings${tag}`, a.impl, v);
       });
       console.log(`    (interleaved in ${PIPELINE_SLICE} s slices, ${pipeSecs} s)`);
+      const t2 = performance.now();
+      const cpu = await measureCpu(list, o);
+      const cpuSecs = ((performance.now() - t2) / 1000).toFixed(1);
+      list.forEach((a, k) => {
+        runs.get(a.impl)!.cpu.push(cpu[k]);
+        progress(`CPU per ping${tag}`, a.impl, `${fmt(cpu[k])} µs`);
+      });
+      console.log(
+        `    (${o.cpuPings} pings each, interleaved in blocks of ${PING_BLOCK}, ${cpuSecs} s)`,
+      );
       await each(`guest-file-read${tag}`, async (a) => {
         const v = await measureRead(a, o);
         runs.get(a.impl)!.read.push(v);
@@ -1232,17 +1437,26 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
       });
     }
     for (const [impl, m] of runs) {
-      const f = partial.get(impl)!;
       const ping = [...m.ping].sort((a, b) => a - b);
-      f.pingMedianUs = percentile(ping, 50);
-      f.pingP99Us = percentile(ping, 99);
-      f.pipelinedPerSec = median(m.pipe);
+      const common = {
+        pingMedianUs: percentile(ping, 50),
+        pingP99Us: percentile(ping, 99),
+        pipelinedPerSec: median(m.pipe),
+        cpuPerPingUs: median(m.cpu),
+      };
+      if (impl === "floor") {
+        floor = { pid: agents.get("floor")!.pid, ...common };
+        continue;
+      }
+      const f = partial.get(impl)!;
+      Object.assign(f, common);
       f.readMiBps = median(m.read);
       f.writeMiBps = median(m.write);
     }
     for (const [impl, a] of agents) {
+      if (impl === "floor") continue;
       const m = a.memory();
-      const f = partial.get(impl)!;
+      const f = partial.get(impl as Impl)!;
       f.peakRssMiB = m.hwmMiB;
       f.finalRssMiB = m.rssMiB;
     }
@@ -1282,7 +1496,8 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
     notes,
     denoga: d,
     qemuGa: q,
-    ...summarize(d, q),
+    floor,
+    ...summarize(d, q, floor),
     poll,
   };
 }

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { AgentProc, type Client, type Impl, request } from "./bench.ts";
+import { AgentProc, type Client, type Impl, request, startFloor } from "./bench.ts";
 
 /** The requests of one KubeVirt poll cycle, in the order it sends them. */
 export const POLL_CYCLE: readonly string[] = [
@@ -64,7 +64,6 @@ export interface PollSummary {
 const BASE_INTERFACES = 2; // lo + one bridge
 const MANY = 200;
 const BASE_MOUNTS = 5;
-const CLK_TCK = 100; // USER_HZ on Linux x86-64 and aarch64
 
 async function sh(argv: readonly string[]): Promise<string> {
   const out = await new Deno.Command(argv[0], { args: argv.slice(1), stderr: "piped" }).output();
@@ -72,13 +71,6 @@ async function sh(argv: readonly string[]): Promise<string> {
     throw new Error(`${argv.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
   }
   return new TextDecoder().decode(out.stdout);
-}
-
-/** utime + stime of a process, in ms. */
-async function cpuMs(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 1000 / CLK_TCK;
 }
 
 /** The benchmark's network namespace: lo up, `count - 1` bridges with an address each. */
@@ -173,7 +165,7 @@ async function pollCycles(a: AgentProc, cycles: number): Promise<{ cpu: number; 
   const CYCLE_REQUESTS = POLL_CYCLE.map((c) => request(c));
   return await a.session("poll cycle", 600_000, async (c: Client) => {
     for (const r of CYCLE_REQUESTS) await c.call(r); // warm-up cycle
-    const cpu0 = await cpuMs(a.pid);
+    const cpu0 = a.cpuMs();
     const t0 = performance.now();
     for (let i = 0; i < cycles; i++) {
       for (const r of CYCLE_REQUESTS) {
@@ -182,7 +174,7 @@ async function pollCycles(a: AgentProc, cycles: number): Promise<{ cpu: number; 
       }
     }
     const wall = (performance.now() - t0) / cycles;
-    return { cpu: (await cpuMs(a.pid) - cpu0) / cycles, wall };
+    return { cpu: (a.cpuMs() - cpu0) / cycles, wall };
   });
 }
 
@@ -203,41 +195,8 @@ async function execRoundTrips(a: AgentProc, n: number): Promise<number> {
   });
 }
 
-/**
- * The floor responder: a bare Deno unix-socket server answering each request line with a reply
- * recorded from denoga for the same command (written next to it as JSON), found by the command's
- * name and written pre-encoded: the least work a Deno agent can do per request.
- */
-const FLOOR_SOURCE = `
-const enc0 = new TextEncoder();
-const replies = Object.fromEntries(
-  Object.entries(JSON.parse(await Deno.readTextFile(Deno.args[0]))).map(([k, v]) => [k, enc0.encode(v)]),
-);
-const other = enc0.encode('{"return": {}}\\n');
-const listener = Deno.listen({ transport: "unix", path: Deno.args[1] });
-for await (const conn of listener) {
-  (async () => {
-    const dec = new TextDecoder();
-    let pending = "";
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = await conn.read(buf).catch(() => null);
-      if (n === null) break;
-      pending += dec.decode(buf.subarray(0, n), { stream: true });
-      let nl;
-      while ((nl = pending.indexOf("\\n")) !== -1) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        const name = line.slice(line.indexOf('"execute":"') + 11, line.indexOf('"', line.indexOf('"execute":"') + 11));
-        await conn.write(replies[name] ?? other);
-      }
-    }
-    conn.close();
-  })();
-}
-`;
-
-async function recordReplies(a: AgentProc, path: string): Promise<void> {
+/** denoga's reply (with its newline) to each command of the cycle, for the floor to replay. */
+async function recordReplies(a: AgentProc): Promise<Record<string, string>> {
   const replies: Record<string, string> = {};
   await a.session("record replies", 60_000, async (c: Client) => {
     for (const name of POLL_CYCLE) {
@@ -246,7 +205,7 @@ async function recordReplies(a: AgentProc, path: string): Promise<void> {
       replies[name] = new TextDecoder().decode(l.buf.subarray(l.start, l.end + 1));
     }
   });
-  await Deno.writeTextFile(path, JSON.stringify(replies));
+  return replies;
 }
 
 /** Options of {@link runPollBench}. */
@@ -272,9 +231,6 @@ export async function runPollBench(o: PollOptions): Promise<PollSummary> {
     await netns.setInterfaces(BASE_INTERFACES);
     await mounts.prepare();
     const wrap = ["ip", "netns", "exec", netns.name];
-    const recorded = `${work}/replies.json`;
-    const script = `${work}/floor.ts`;
-    await Deno.writeTextFile(script, FLOOR_SOURCE);
     // `ip netns exec` gives each agent a mount namespace of its own, a copy taken at start (the
     // host's / is private here): agents are started after the mounts of each configuration.
     const startAll = async () => {
@@ -283,9 +239,7 @@ export async function runPollBench(o: PollOptions): Promise<PollSummary> {
       }
       const denoga = agents.get("denoga");
       if (denoga) {
-        await recordReplies(denoga, recorded);
-        const argv = [Deno.execPath(), "run", "-A", "--no-config", script, recorded];
-        agents.set("floor", await AgentProc.start("denoga", dirs, undefined, { argv, wrap }));
+        agents.set("floor", await startFloor(dirs, await recordReplies(denoga), wrap));
       }
     };
     const stopAll = async () => {

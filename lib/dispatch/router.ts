@@ -36,10 +36,16 @@ export const JOB_WEIGHT = 4 * 1024;
 
 const SENTINEL = 0xff;
 const BIG_REPLY = 64 * 1024;
+/** Size of the session's reusable output buffer; larger batches get a buffer of their own. */
+const OUT_BUFFER = 64 * 1024;
 const encoder = new TextEncoder();
 
-/** A reply: the bytes to send, or null when the request gets no reply. */
-type Reply = Uint8Array | null;
+/**
+ * A reply: the bytes to send, or null when the request gets no reply. Small replies stay text
+ * (pure ASCII, so its length is its byte count) until the write, which copies the replies ready
+ * together into one reusable buffer: no buffer of its own per reply.
+ */
+type Reply = Uint8Array | string | null;
 
 /** Where a session's replies go. */
 export interface ReplyWriter {
@@ -61,13 +67,21 @@ interface Job {
 }
 
 /**
- * One reply line from the writer's pieces: optional 0xFF, the text, `\n`. The writer's output
- * is pure ASCII, so each piece is copied once, straight into an exactly sized buffer. Byte
- * pieces (verbatim strings handed over as bytes) are released once copied.
+ * One reply line from the writer's pieces: optional 0xFF, the text, `\n`. A small reply of text
+ * only stays text; otherwise, the writer's output being pure ASCII, each piece is copied once,
+ * straight into an exactly sized buffer, and byte pieces (verbatim strings handed over as bytes)
+ * are released once copied.
  */
-function line(chunks: readonly (string | Uint8Array)[], delimited = false): Uint8Array {
+function line(chunks: readonly (string | Uint8Array)[], delimited = false): Uint8Array | string {
   let length = delimited ? 2 : 1;
-  for (const c of chunks) length += c.length;
+  let text = !delimited;
+  for (const c of chunks) {
+    length += c.length;
+    if (typeof c !== "string") text = false;
+  }
+  if (text && length < BIG_REPLY) {
+    return chunks.length === 1 ? chunks[0] + "\n" : chunks.join("") + "\n";
+  }
   const out = new Uint8Array(length);
   let o = 0;
   if (delimited) out[o++] = SENTINEL;
@@ -85,13 +99,17 @@ function line(chunks: readonly (string | Uint8Array)[], delimited = false): Uint
 }
 
 /** The error envelope; member order is QEMU's hash order (`id` before `error`). */
-export function errorReply(klass: string, desc: string, id?: QValue): Uint8Array {
+export function errorReply(klass: string, desc: string, id?: QValue): Uint8Array | string {
   const err = `{"class": ${toJson(klass)}, "desc": ${toJson(desc)}}`;
   return line([id === undefined ? `{"error": ${err}}` : `{"id": ${toJson(id)}, "error": ${err}}`]);
 }
 
 /** The success envelope (`return` before `id`). */
-function returnReply(value: CommandResult, id: QValue | undefined, delimited: boolean): Uint8Array {
+function returnReply(
+  value: CommandResult,
+  id: QValue | undefined,
+  delimited: boolean,
+): Uint8Array | string {
   const chunks = value === undefined ? ["{}"] : toJsonChunks(value);
   // The first and last pieces are always text: a verbatim string sits between its quotes.
   chunks[0] = '{"return": ' + chunks[0];
@@ -119,7 +137,9 @@ export class Session {
   readonly #slots: Slot[] = [];
   readonly #jobs: Job[] = [];
   #running: Job | undefined;
-  #out: Uint8Array[] = [];
+  #out: (Uint8Array | string)[] = [];
+  /** Where replies ready together are copied for one write. */
+  #buf: Uint8Array | undefined;
   #outBytes = 0;
   /** Bytes handed to the writer and not yet written. */
   #inflight = 0;
@@ -280,35 +300,48 @@ export class Session {
     try {
       while (this.#outBytes > 0 && !this.#closed) {
         const parts = this.#out;
-        let size = this.#outBytes;
+        let size: number;
         let data: Uint8Array;
-        if (parts.length === 1 || parts[0].length >= BIG_REPLY) {
+        let own = true;
+        const first = parts[0];
+        if (typeof first !== "string" && (parts.length === 1 || first.length >= BIG_REPLY)) {
           // A big reply goes out on its own, as it is, rather than copied next to small ones.
-          data = parts[0];
+          data = first;
           size = data.length;
           parts.shift();
-          this.#outBytes -= size;
         } else {
           let count = 1;
-          size = parts[0].length;
+          size = first.length;
           while (count < parts.length && parts[count].length < BIG_REPLY) {
             size += parts[count++].length;
           }
-          data = new Uint8Array(size);
+          own = size > OUT_BUFFER;
+          data = own ? new Uint8Array(size) : (this.#buf ??= new Uint8Array(OUT_BUFFER));
           let o = 0;
+          let text = "";
           for (let k = 0; k < count; k++) {
-            data.set(parts[k], o);
-            o += parts[k].length;
+            const p = parts[k];
+            if (typeof p === "string") {
+              text += p;
+              continue;
+            }
+            if (text !== "") o += encoder.encodeInto(text, data.subarray(o)).written;
+            text = "";
+            data.set(p, o);
+            o += p.length;
           }
-          parts.splice(0, count);
-          this.#outBytes -= size;
+          if (text !== "") encoder.encodeInto(text, data.subarray(o));
+          data = data.subarray(0, size);
+          if (count === parts.length) this.#out = [];
+          else parts.splice(0, count);
         }
+        this.#outBytes -= size;
         this.#inflight = size;
         await this.#writer.writeAll(data);
         this.#inflight = 0;
         this.#written += size;
         // Give megabyte replies back at once instead of whenever V8 collects them.
-        if (data.length >= BIG_REPLY && data.buffer instanceof ArrayBuffer) {
+        if (own && data.length >= BIG_REPLY && data.buffer instanceof ArrayBuffer) {
           data.buffer.transfer(0);
         }
         // Requests held back while the backlog was over the bound may run now.
@@ -465,7 +498,7 @@ export class Router {
     return succeed(result);
   }
 
-  #failure(e: unknown, id: QValue | undefined): Uint8Array {
+  #failure(e: unknown, id: QValue | undefined): Uint8Array | string {
     if (e instanceof QgaError) return errorReply(e.klass, e.desc, id);
     // Anything unexpected is a bug of ours: the host gets a GenericError, the log the detail.
     const msg = e instanceof Error ? e.message : String(e);

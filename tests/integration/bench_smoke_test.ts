@@ -13,6 +13,7 @@ import { needQemuGa, QEMU_GA, realTest, REPO_ROOT } from "./harness.ts";
 import {
   type BenchSummary,
   FIGURE_KEYS,
+  FLOOR_KEYS,
   RATIO_KEYS,
   SUMMARY_KEYS,
   TARGET_KEYS,
@@ -60,6 +61,14 @@ realTest("bench --quick prints a complete BENCH_JSON line", [needQemuGa()], asyn
       assertOk(Number.isFinite(f[k]) && f[k] > 0, `${impl}.${k} = ${f[k]}`);
     }
   }
+  // The floor (a bare Deno responder) ran beside the agents, with its per-request figures.
+  const fl = s.floor;
+  assertOk(fl !== null, `floor figures missing\n${context}`);
+  assertEquals(keysOf(fl), [...FLOOR_KEYS].sort(), "floor figure keys");
+  for (const k of FLOOR_KEYS) {
+    assertOk(Number.isFinite(fl[k]) && fl[k] > 0, `floor.${k} = ${fl[k]}`);
+  }
+  assertOk(fl.pid !== s.denoga!.pid && fl.pid !== s.qemuGa!.pid, "the floor is its own process");
   assertEquals(keysOf(s.ratios), [...RATIO_KEYS].sort(), "ratio keys");
   for (const k of RATIO_KEYS) {
     const r = s.ratios[k];
@@ -79,4 +88,10 @@ realTest("bench --quick prints a complete BENCH_JSON line", [needQemuGa()], asyn
   }
   // The human-readable table came before the JSON line.
   assertOk(stdout.includes("denoga/qemu-ga"), `no table\n${context}`);
+  const header = stdout.split("\n").find((l) => l.startsWith("measurement"));
+  assertOk(
+    header?.includes("floor") && header.includes("denoga/floor"),
+    `no floor column\n${context}`,
+  );
+  assertOk(stdout.includes("agent CPU per guest-ping"), `no CPU per ping row\n${context}`);
 });

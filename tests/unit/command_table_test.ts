@@ -64,8 +64,8 @@ function required(members: readonly Member[]): QDict {
 }
 
 async function reply(router: Router, request: QDict): Promise<string> {
-  const bytes = await router.execute(request);
-  return bytes === null ? "(no reply)" : new TextDecoder().decode(bytes);
+  const r = await router.execute(request);
+  return r === null ? "(no reply)" : typeof r === "string" ? r : new TextDecoder().decode(r);
 }
 
 Deno.test("every command refuses an unexpected argument before it acts", async () => {
