@@ -259,7 +259,8 @@ export function which(name: string): string | undefined {
   return undefined;
 }
 
-async function run(
+/** Runs a tool to completion; returns its stdout, throws with its stderr when it fails. */
+export async function run(
   cmd: string,
   args: string[],
   opts: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean } = {},

@@ -34,6 +34,8 @@ export const CLOUD_PACKAGES: readonly string[] = [
   "iproute2",
   "netbase",
   "qemu-guest-agent",
+  // What cloud images ship and packaging/cloud-init/user-data.yaml fetches the release with.
+  "curl",
 ];
 
 /** The image's host name before cloud-init sets the one from meta-data. */
