@@ -208,5 +208,13 @@ denoga's own options (not in qemu-ga):
                     users whose password and ssh keys the host may not touch
   --audit           record every state-changing command in the log
   --audit-log=PATH  record every state-changing command in PATH (JSON lines)
+
+denoga's subcommands (only as the first argument):
+  ${prog} client (--socket PATH | --vsock CID:PORT) COMMAND [ARGS]
+                    talk to an agent from the host (${prog} client --help)
+  ${prog} install [--prefix DIR] [--root DIR] [--no-start]
+                    install this program, its systemd unit and udev rule
+  ${prog} uninstall [--prefix DIR] [--root DIR] [--purge]
+                    remove what the last install put in place
 `;
 }

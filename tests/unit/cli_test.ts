@@ -1,5 +1,5 @@
-import { assertEquals } from "../assert.ts";
-import { parseCommandLine } from "../../lib/cli.ts";
+import { assertEquals, assertOk } from "../assert.ts";
+import { parseCommandLine, usageText } from "../../lib/cli.ts";
 import { resolveConfig } from "../../lib/config.ts";
 
 const NAMES = ["guest-sync-delimited", "guest-sync", "guest-ping"];
@@ -86,4 +86,20 @@ Deno.test("-V prints the qemu-ga version line", () => {
     c.kind === "exit" && c.code === 0 && /^QEMU Guest Agent \d+\.\d+\.\d+\n$/.test(c.stdout ?? ""),
     true,
   );
+});
+
+Deno.test("-h names denoga's subcommands after qemu-ga's options", () => {
+  const text = usageText("denoga", "10.2.50", {
+    virtioPath: "/dev/virtio-ports/org.qemu.guest_agent.0",
+    serialPath: "/dev/ttyS0",
+    pidfile: "/var/run/qemu-ga.pid",
+    fsfreezeHook: "/etc/qemu/fsfreeze-hook",
+    statedir: "/var/run",
+    confPath: "/etc/qemu/qemu-ga.conf",
+  });
+  const sub = text.indexOf("denoga's subcommands");
+  assertOk(sub > text.indexOf("-h, --help"));
+  for (const word of ["client", "install", "uninstall"]) {
+    assertOk(text.slice(sub).includes(`denoga ${word} `), word);
+  }
 });
