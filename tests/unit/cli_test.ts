@@ -1,6 +1,6 @@
 import { assertEquals, assertOk } from "../assert.ts";
 import { parseCommandLine, usageText } from "../../lib/cli.ts";
-import { resolveConfig } from "../../lib/config.ts";
+import { DEFAULTS, resolveConfig } from "../../lib/config.ts";
 
 const NAMES = ["guest-sync-delimited", "guest-sync", "guest-ping"];
 
@@ -89,14 +89,7 @@ Deno.test("-V prints the qemu-ga version line", () => {
 });
 
 Deno.test("-h names denoga's subcommands after qemu-ga's options", () => {
-  const text = usageText("denoga", "10.2.50", {
-    virtioPath: "/dev/virtio-ports/org.qemu.guest_agent.0",
-    serialPath: "/dev/ttyS0",
-    pidfile: "/var/run/qemu-ga.pid",
-    fsfreezeHook: "/etc/qemu/fsfreeze-hook",
-    statedir: "/var/run",
-    confPath: "/etc/qemu/qemu-ga.conf",
-  });
+  const text = usageText("denoga", "10.2.50", DEFAULTS);
   const sub = text.indexOf("denoga's subcommands");
   assertOk(sub > text.indexOf("-h, --help"));
   for (const word of ["client", "install", "uninstall"]) {
