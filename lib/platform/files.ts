@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { StatfsResult } from "../../ffi/statfs.ts";
 import type { ChangeCache } from "./watch.ts";
 
 /** A failed file operation: the C library's text and, where the OS gave one, the errno. */
@@ -68,7 +69,8 @@ export interface WriteOptions {
 
 /** One look-up {@link OsFiles.lookUp} can answer: the method it stands for, and its path. */
 export interface OsLookUp {
-  readonly method: "readFile" | "readLink" | "readDir";
+  /** `statfs` is the `disks` facet's statfs, so that it can share a look-up with file reads. */
+  readonly method: "readFile" | "readLink" | "readDir" | "statfs";
   readonly path: string;
   /** readFile: the most bytes looked for (default one page); a longer file is asked again. */
   readonly size?: number;
@@ -79,7 +81,7 @@ export interface OsLookUp {
  * answer exactly (a file too long for one read, a read error, …).
  */
 export type OsLookUpResult =
-  | { value: Uint8Array | string | string[] }
+  | { value: Uint8Array | string | string[] | StatfsResult }
   | { error: OsFileError }
   | undefined;
 
@@ -283,13 +285,19 @@ export function osFiles(root: string): OsFiles {
     remove: (path) => guard(path, () => Deno.remove(at(path))),
     lookUp: async (list) => {
       const { lookUp } = await (chainModule ??= import("../../ffi/sysfs.ts"));
-      const kinds = { readFile: "read", readLink: "readlink", readDir: "list" } as const;
+      const kinds = {
+        readFile: "read",
+        readLink: "readlink",
+        readDir: "list",
+        statfs: "statfs",
+      } as const;
       const answers = await lookUp(
         list.map((l) => ({ kind: kinds[l.method], path: at(l.path), size: l.size })),
       );
       return answers.map((a, i): OsLookUpResult => {
         const { method, path } = list[i];
         if (a.incomplete) return undefined;
+        if (method === "statfs") return { value: a.statfs! };
         if (a.errno !== 0) {
           // readFile names the failed step; only open() fails for a path that does not resolve.
           if (method !== "readFile") return { error: new OsFileError(a.strerror!, a.errno, path) };

@@ -13,6 +13,7 @@ import { audited } from "../../audit.ts";
 import { defineCommand } from "../../dispatch/table.ts";
 import { genericError } from "../../errors.ts";
 import type { StatfsResult } from "../../platform/disks.ts";
+import type { OsFiles } from "../../platform/files.ts";
 import type { MountEntry } from "../../system/mounts.ts";
 import { type DeviceWalk, readAhead, readAheadAsLastTime, walkDevice } from "./address.ts";
 import { listDisks } from "./get_disks.ts";
@@ -73,6 +74,34 @@ function filesystemInfo(
   };
 }
 
+/**
+ * statfs of every mount. Where the `disks` facet batches them, they go through the `os` look-up
+ * instead: there the last poll's mount points were read ahead with the mount table, so an unchanged
+ * mount list costs no hop of its own.
+ */
+async function sizesOf(
+  agent: Agent,
+  os: OsFiles,
+  mounts: readonly MountEntry[],
+): Promise<StatfsResult[]> {
+  const { disks } = agent.platform;
+  if (disks.statfsAll === undefined) return await eachMount(mounts, (m) => disks.statfs(m.path));
+  // Look-ups name paths as text: only mount points whose bytes the text gives back exactly.
+  const exact = mounts.every((m) => sameBytes(utf8.encode(m.dirname), m.path));
+  if (os.lookUp !== undefined && exact) {
+    const answers = await os.lookUp(mounts.map((m) => ({ method: "statfs", path: m.dirname })));
+    const sizes = answers.map((a) => a !== undefined && "value" in a ? a.value : undefined);
+    if (sizes.every((v) => v !== undefined)) return sizes as StatfsResult[];
+  }
+  return await disks.statfsAll(mounts.map((m) => m.path));
+}
+
+const utf8 = new TextEncoder();
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 /** FITRIM on one mount point, as a per-path result. */
 async function trim(agent: Agent, mount: MountEntry, minlen: bigint): Promise<TrimResult> {
   const r = await agent.platform.disks.fitrim(mount.path, minlen);
@@ -112,10 +141,7 @@ export const guestGetFsinfo = defineCommand({
     });
     const failed = walks.find((w) => w.error !== undefined);
     if (failed !== undefined) throw genericError(failed.error!);
-    const { disks } = agent.platform;
-    const sizes = disks.statfsAll !== undefined
-      ? await disks.statfsAll(mounts.map((m) => m.path))
-      : await eachMount(mounts, (m) => disks.statfs(m.path));
+    const sizes = await sizesOf(agent, os, mounts);
     const list = mounts.map((m, i) => filesystemInfo(m, walks[i], sizes[i]));
     // qemu-ga prepends each mount's entry.
     return list.reverse();
