@@ -98,7 +98,8 @@ const enospc: Case = {
           await main!.send(ctx.path(write(pattern(pos, SMALL))));
           const line = new TextDecoder().decode(await main!.recvLine()).trimEnd();
           if (!line.startsWith(`{"return": {"count": ${SMALL}, "eof": false}}`)) {
-            return `small write ${i + 1} failed: ${line}`;
+            // How many fit varies by a block between two fresh filesystems: not compared.
+            return `small writes accepted, then one failed: ${line}`;
           }
           pos += SMALL;
         }
@@ -119,7 +120,7 @@ const enospc: Case = {
         // Both agents losing data would still compare equal.
         if (!intact) throw new Error("acknowledged bytes are missing or wrong on disk");
         return [
-          `file size ${data.length}`,
+          `file holds at least the acknowledged bytes: ${data.length >= acked}`,
           `the acknowledged ${acked / CHUNK} writes are on disk intact: ${intact}`,
         ];
       },
