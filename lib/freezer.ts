@@ -13,15 +13,12 @@
  * @module
  */
 
+import { sameBytes } from "./bytes.ts";
 import type { Logger } from "./log.ts";
 import type { Platform } from "./platform/mod.ts";
 import type { StateDir } from "./state.ts";
 import { genericError } from "./errors.ts";
 import { encodeModUtf8 } from "./protocol/utf8.ts";
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
 
 /** What the freezer needs from the agent. */
 export interface FreezerInit {

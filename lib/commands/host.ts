@@ -7,6 +7,7 @@
  * @module
  */
 
+import { sameBytes } from "../bytes.ts";
 import type { Agent } from "../agent.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
@@ -59,12 +60,6 @@ async function procLine(agent: Agent, path: string): Promise<string | undefined>
   if (data === undefined) return undefined;
   const nl = data.indexOf(0x0a);
   return decodeModUtf8Lossy(data, 0, nl < 0 ? data.length : nl);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** `parse`, remembering its last input and result: these files rarely change between polls. */

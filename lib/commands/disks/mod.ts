@@ -7,6 +7,7 @@
  * @module
  */
 
+import { sameBytes } from "../../bytes.ts";
 import type { Agent } from "../../agent.ts";
 import { t } from "../../dispatch/schema.ts";
 import { audited } from "../../audit.ts";
@@ -97,10 +98,6 @@ async function sizesOf(
 }
 
 const utf8 = new TextEncoder();
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
 
 /** FITRIM on one mount point, as a per-path result. */
 async function trim(agent: Agent, mount: MountEntry, minlen: bigint): Promise<TrimResult> {
