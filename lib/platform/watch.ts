@@ -89,6 +89,18 @@ export function changeCache(
     unwatchable.clear();
   }
 
+  /**
+   * Drops a value's watch registrations: a file replaced at every login (utmp) brings a new
+   * inode, so a new watch descriptor, each time.
+   */
+  function forget(e: Entry): void {
+    for (const wd of e.wds) {
+      const set = byWd.get(wd);
+      set?.delete(e);
+      if (set?.size === 0) byWd.delete(wd);
+    }
+  }
+
   function drain(n: ChangeNotifier): void {
     const changed = n.changes();
     if (changed === "all") return dropAll();
@@ -151,11 +163,12 @@ export function changeCache(
         if (set === undefined) byWd.set(wd, set = new Set());
         set.add(entry);
       }
-      for (const wd of known?.wds ?? []) byWd.get(wd)?.delete(known!);
+      if (known !== undefined) forget(known);
       const value = compute();
       entry.value = value;
       value.catch(() => {
         entry.valid = false;
+        forget(entry);
         if (entries.get(key) === entry) entries.delete(key);
       });
       return await value;
