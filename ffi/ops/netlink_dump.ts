@@ -90,10 +90,15 @@ function failure(e: number): NetlinkDumpResult {
   return { ok: false, errno: e, strerror: strerror(e) };
 }
 
+/** The last chain's buffer, reused by the next one unless a chain is still using it. */
+let spare: Uint8Array | undefined;
+
 /** One try of the trampoline chain with `n` reads per dump; undefined when `n` was too few. */
 async function chainOnce(n: number): Promise<NetlinkDumpResult | undefined> {
   const nr = sys();
-  const arena = new Uint8Array(2 * n * PART + 64);
+  const size = 2 * n * PART + 64;
+  const arena = spare?.length === size ? spare : new Uint8Array(size);
+  spare = undefined;
   const base = addressOf(arena);
   const reqs = [request(RTM_GETLINK, 1), request(RTM_GETADDR, 2)];
   reqs.forEach((r, i) => arena.set(r, 2 * n * PART + 32 * i));
@@ -114,11 +119,24 @@ async function chainOnce(n: number): Promise<NetlinkDumpResult | undefined> {
     }
   }
   put(s, nr.close, 0n);
-  await syscallChain(steps, count, [arena]);
+  try {
+    await syscallChain(steps, count, [arena]);
+    return answer(n, arena, steps);
+  } finally {
+    spare = arena;
+  }
+}
+
+/** The chain's results: undefined when a dump needed more than `n` reads. */
+function answer(
+  n: number,
+  arena: Uint8Array,
+  steps: BigInt64Array,
+): NetlinkDumpResult | undefined {
   const ret = (i: number) => steps[i * CHAIN_STEP_WORDS + 8];
   if (isError(ret(0))) return failure(Number(-ret(0)));
   const dumps: ArrayBuffer[] = [];
-  s = 1;
+  let s = 1;
   for (let d = 0; d < 2; d++) {
     if (isError(ret(s))) return failure(Number(-ret(s)));
     s++;
