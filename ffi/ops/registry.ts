@@ -22,3 +22,4 @@ export { fitrim } from "./fitrim.ts";
 export { settimeofday } from "./settimeofday.ts";
 export { chain } from "./chain.ts";
 export { nvmeSmart } from "./nvme_smart.ts";
+export { netlinkDump } from "./netlink_dump.ts";

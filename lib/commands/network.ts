@@ -3,11 +3,10 @@
  *
  * qemu-ga walks getifaddrs: every link's AF_PACKET entry first, in the kernel's device order,
  * then the IPv4 and IPv6 address entries; one interface per name in order of first appearance
- * (an IPv4 label such as `eth0:1` is a name of its own). Here the links and their order come
- * from /proc/net/dev (the kernel lists devices there in the same order as its link dump), the
- * address entries from the `network` facet, the hardware address from
- * /sys/class/net/<dev>/address (what SIOCGIFHWADDR returns: the first six bytes of the device
- * address, zero-padded; the part of a name before its first colon names the device).
+ * (an IPv4 label such as `eth0:1` is a name of its own). The `network` facet gives exactly what
+ * getifaddrs reads: the kernel's link and address dumps. The hardware address is the device's
+ * (the part of a name before its first colon names it), as SIOCGIFHWADDR returns it; the
+ * counters are the device's, as /proc/net/dev prints them.
  *
  * @module
  */
@@ -16,16 +15,9 @@ import type { Agent } from "../agent.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError } from "../errors.ts";
-import {
-  lookUpKey,
-  OsFileError,
-  type OsFiles,
-  type OsLookUp,
-  type OsLookUpResult,
-  withKnown,
-} from "../platform/files.ts";
-import { formatIpv6, netmaskPrefix, parseIpv6 } from "../system/inet.ts";
-import { type NetDevLine, type NetDevStats, parseProcNetDev } from "../system/proc_net_dev.ts";
+import { OsFileError } from "../platform/files.ts";
+import type { Link, LinkStats } from "../platform/network.ts";
+import { formatIpv6 } from "../system/inet.ts";
 import { parseIpv4Routes, parseIpv6Routes } from "../system/proc_net_route.ts";
 
 const GuestIpAddress = t.struct("GuestIpAddress", [
@@ -79,7 +71,6 @@ interface IpAddress {
 
 interface Interface {
   readonly name: string;
-  hardwareAddress: string | undefined;
   readonly addresses: IpAddress[];
 }
 
@@ -113,112 +104,27 @@ function escapeRe(c: string): string {
   return c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-/** The last addresses written, by Deno's text: an interface keeps its addresses between polls. */
-const ipv6Texts = new Map<string, string>();
-const IPV6_TEXTS_MAX = 4096;
-
-/** An IPv6 address as glibc's inet_ntop writes it. */
-function inetNtop6(text: string): string {
-  let out = ipv6Texts.get(text);
-  if (out === undefined) {
-    const v6 = parseIpv6(text);
-    out = v6 ? formatIpv6(v6) : text;
-    if (ipv6Texts.size >= IPV6_TEXTS_MAX) ipv6Texts.clear();
-    ipv6Texts.set(text, out);
-  }
-  return out;
-}
-
-/** Decodes the ASCII and UTF-8 files read here. */
-const utf8 = new TextDecoder();
-
-/** The device links in kernel order: /proc/net/dev, else /sys/class/net by ifindex. */
-async function linkNames(agent: Agent, dev: readonly NetDevLine[] | undefined): Promise<string[]> {
-  if (dev) return dev.map((l) => l.name);
-  const os = agent.platform.os;
-  const names = await os.readDir("/sys/class/net").catch(() => [] as string[]);
-  const indexed = await Promise.all(names.map(async (name) => {
-    const data = await os.readFile(`/sys/class/net/${name}/ifindex`).catch(() => undefined);
-    return { name, index: data ? Number(utf8.decode(data).trim()) : Infinity };
-  }));
-  return indexed.sort((a, b) => a.index - b.index).map((l) => l.name);
-}
-
-/** The device SIOCGIFHWADDR would ask about for `name`, or undefined where it would fail. */
-function hardwareDevice(name: string): string | undefined {
-  // The kernel looks up an alias (`eth0:1`) by the part before the colon.
-  const device = name.split(":")[0];
-  if (device === "" || device === "." || device === ".." || device.includes("/")) {
-    return undefined;
-  }
-  return device;
-}
-
-/** The link names /proc/net/dev listed last time, per file facet: the likely ones this time. */
-const lastLinkNames = new WeakMap<object, readonly string[]>();
-
-/**
- * `os` with /proc/net/dev and the `address` attributes of the likely interfaces (those with
- * addresses and those /proc/net/dev listed last time) read in one look-up; whatever the reply
- * turns out to need beyond them is read as usual.
- */
-async function readAhead(agent: Agent, addressed: readonly string[]): Promise<OsFiles> {
-  const os = agent.platform.os;
-  if (os.lookUp === undefined) return os;
-  const names = new Set([...lastLinkNames.get(os) ?? [], ...addressed]);
-  const list: OsLookUp[] = [{ method: "readFile", path: "/proc/net/dev" }];
-  for (const name of names) {
-    const device = hardwareDevice(name);
-    if (device !== undefined) {
-      list.push({ method: "readFile", path: `/sys/class/net/${device}/address` });
-    }
-  }
-  const answers = await os.lookUp(list);
-  const known = new Map<string, OsLookUpResult>();
-  list.forEach((l, i) => known.set(lookUpKey(l.method, l.path), answers[i]));
-  return withKnown(os, known);
+/** The part of `name` SIOCGIFHWADDR looks the device up by: the text before its first colon. */
+function hardwareDevice(name: string): string {
+  const colon = name.indexOf(":");
+  return colon < 0 ? name : name.slice(0, colon);
 }
 
 /**
- * SIOCGIFHWADDR through sysfs for each name, in one look-up where the facet has one;
- * undefined where the ioctl would fail (no such device).
+ * What qemu-ga prints from SIOCGIFHWADDR: the first six bytes of the device address,
+ * zero-padded (all zero without one).
  */
-async function hardwareAddresses(
-  os: OsFiles,
-  names: readonly string[],
-): Promise<(string | undefined)[]> {
-  const paths = names.map((name) => {
-    const device = hardwareDevice(name);
-    return device === undefined ? undefined : `/sys/class/net/${device}/address`;
-  });
-  const wanted = paths.filter((p) => p !== undefined);
-  const known = new Map<string, Uint8Array | undefined>();
-  if (os.lookUp !== undefined && wanted.length > 0) {
-    const answers = await os.lookUp(wanted.map((path) => ({ method: "readFile", path })));
-    wanted.forEach((path, i) => {
-      const a = answers[i];
-      if (a !== undefined) known.set(path, "value" in a ? a.value as Uint8Array : undefined);
-    });
-  }
-  return await Promise.all(paths.map(async (path) => {
-    if (path === undefined) return undefined;
-    let bytes = known.get(path);
-    if (bytes === undefined && !known.has(path)) {
-      bytes = await os.readFile(path).catch(() => undefined);
-    }
-    return bytes === undefined ? undefined : formatHardwareAddress(bytes);
-  }));
-}
-
-/** The `address` attribute as qemu-ga prints the six bytes it got. */
-function formatHardwareAddress(data: Uint8Array): string {
-  const ascii = utf8.decode(data).trim();
-  const bytes = ascii === "" ? [] : ascii.split(":").map((h) => parseInt(h, 16) & 0xff);
-  return Array.from({ length: 6 }, (_, i) => (bytes[i] ?? 0).toString(16).padStart(2, "0"))
+function formatHardwareAddress(bytes: Uint8Array | undefined): string {
+  return Array.from({ length: 6 }, (_, i) => (bytes?.[i] ?? 0).toString(16).padStart(2, "0"))
     .join(":");
 }
 
-function statistics(s: NetDevStats) {
+/** An IPv4 address as inet_ntop writes it. */
+function inetNtop4(b: Uint8Array): string {
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+}
+
+function statistics(s: LinkStats) {
   return {
     "rx-bytes": s.rxBytes,
     "rx-packets": s.rxPackets,
@@ -238,53 +144,50 @@ export const guestNetworkGetInterfaces = defineCommand({
   args: [],
   returns: t.list(GuestNetworkInterface),
   run: async (_args, agent) => {
-    let entries;
+    let tables;
     try {
-      entries = await agent.platform.network.addresses();
+      tables = await agent.platform.network.tables();
     } catch (e) {
       const text = e instanceof OsFileError ? e.text : String(e);
       throw genericError(`getifaddrs failed: ${text}`);
     }
-    const ahead = await readAhead(agent, entries.map((e) => e.name));
-    const dev = await ahead.readFile("/proc/net/dev").then(
-      (b) => parseProcNetDev(utf8.decode(b)),
-      () => undefined,
-    );
-    if (dev !== undefined) lastLinkNames.set(agent.platform.os, dev.map((l) => l.name));
     const byName = new Map<string, Interface>();
     const named = (name: string) => {
       let i = byName.get(name);
-      if (!i) byName.set(name, i = { name, hardwareAddress: undefined, addresses: [] });
+      if (!i) byName.set(name, i = { name, addresses: [] });
       return i;
     };
-    for (const name of await linkNames(agent, dev)) named(name);
-    for (const e of entries) {
-      named(e.name).addresses.push({
-        "ip-address": e.family === "IPv6" ? inetNtop6(e.address) : e.address,
-        "ip-address-type": e.family === "IPv6" ? "ipv6" : "ipv4",
-        prefix: netmaskPrefix(e.netmask),
+    const linkByName = new Map<string, Link>();
+    for (const l of tables.links) {
+      named(l.name);
+      if (!linkByName.has(l.name)) linkByName.set(l.name, l);
+    }
+    for (const a of tables.addresses) {
+      if (a.name === undefined) continue; // glibc drops an address of a link it did not list
+      named(a.name).addresses.push({
+        "ip-address": a.family === "ipv6" ? formatIpv6(a.address) : inetNtop4(a.address),
+        "ip-address-type": a.family,
+        prefix: a.prefix,
       });
     }
     const excluded = globMatcher(agent.options.excludeInterfaces ?? []);
-    const shown = [...byName.values()].filter((i) => !excluded(i.name));
-    const hardware = await hardwareAddresses(ahead, shown.map((i) => i.name));
-    shown.forEach((i, n) => i.hardwareAddress = hardware[n]);
-    const statsOf = new Map<string, NetDevStats>();
-    for (const l of dev ?? []) {
-      if (!statsOf.has(l.name) && l.stats !== undefined) statsOf.set(l.name, l.stats);
-    }
-    return shown.map((i) => {
-      // qemu-ga's lookup: the first line of that name whose counters could be read.
-      const stats = i.addresses.length > 0 ? statsOf.get(i.name) : undefined;
+    return [...byName.values()].filter((i) => !excluded(i.name)).map((i) => {
+      const device = linkByName.get(hardwareDevice(i.name));
+      // qemu-ga reads counters from the /proc/net/dev line named exactly so, for interfaces
+      // with an address; a label (`eth0:1`) has none.
+      const stats = i.addresses.length > 0 ? linkByName.get(i.name)?.stats : undefined;
       return {
         name: i.name,
-        "hardware-address": i.hardwareAddress,
+        "hardware-address": device && formatHardwareAddress(device.address),
         "ip-addresses": i.addresses.length > 0 ? i.addresses : undefined,
         statistics: stats && statistics(stats),
       };
     });
   },
 });
+
+/** Decodes the route files. */
+const utf8 = new TextDecoder();
 
 /** Reads one route file; qemu-ga notes a file it cannot open and goes on with the next. */
 async function routeFile(agent: Agent, path: string): Promise<string | OsFileError> {

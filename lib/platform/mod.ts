@@ -61,7 +61,7 @@ export interface Platform {
   readonly isExecutable: (path: string) => boolean;
   /** OS files: /proc, /sys, /etc and home directories, read and written off the event loop. */
   readonly os: OsFiles;
-  /** Interface addresses in getifaddrs order (guest-network-get-interfaces). */
+  /** Links and addresses as getifaddrs reads them (guest-network-get-interfaces). */
   readonly network: NetworkFacet;
   /** The wall clock: read it, set it (guest-get-time, guest-set-time). */
   readonly clock: Clock;

@@ -1,44 +1,48 @@
 /**
- * The `network` facet: the IPv4 and IPv6 address entries of getifaddrs, in its order, as
- * Deno's `Deno.networkInterfaces()` returns them (one netlink exchange with the kernel, no file
- * system, so it cannot hang on a stuck mount). Link-only entries and hardware addresses come
- * from /proc and /sys through the `os` facet instead.
+ * The `network` facet: the kernel's links and addresses as getifaddrs(3) reads them (an
+ * RTM_GETLINK and an RTM_GETADDR dump, one blocking call off the event loop), parsed. No file
+ * system, so it cannot hang on a stuck mount.
  *
  * @module
  */
 
-import { toOsFileError } from "./files.ts";
+import { netlinkDump, strerror } from "../../ffi/netlink.ts";
+import {
+  type Address,
+  type Link,
+  NetlinkError,
+  parseAddresses,
+  parseLinks,
+} from "../system/netlink.ts";
+import { OsFileError } from "./files.ts";
 
-/** One address entry of getifaddrs. */
-export interface InterfaceAddress {
-  readonly family: "IPv4" | "IPv6";
-  /** The interface name, or an IPv4 address's label (`eth0:1`). */
-  readonly name: string;
-  /** Address text (Rust's formatting: callers re-format it as the C library would). */
-  readonly address: string;
-  readonly netmask: string;
+export type { Address, Link, LinkStats } from "../system/netlink.ts";
+
+/** Links in the kernel's order, then the IPv4 and IPv6 addresses in its order. */
+export interface NetworkTables {
+  readonly links: readonly Link[];
+  readonly addresses: readonly Address[];
 }
 
 /** The facet. */
 export interface NetworkFacet {
   /** Throws an OsFileError (path `getifaddrs`) when the kernel refuses. */
-  addresses(): Promise<InterfaceAddress[]>;
+  tables(): Promise<NetworkTables>;
 }
 
 /** The real facet. */
 export const networkFacet: NetworkFacet = {
-  addresses() {
+  async tables() {
+    const r = await netlinkDump();
+    if (!r.ok) throw new OsFileError(r.strerror, r.errno, "getifaddrs");
     try {
-      return Promise.resolve(
-        Deno.networkInterfaces().map(({ family, name, address, netmask }) => ({
-          family,
-          name,
-          address,
-          netmask,
-        })),
-      );
+      const links = parseLinks(new Uint8Array(r.links));
+      return { links, addresses: parseAddresses(new Uint8Array(r.addresses), links) };
     } catch (e) {
-      return Promise.reject(toOsFileError(e, "getifaddrs"));
+      if (e instanceof NetlinkError) {
+        throw new OsFileError(strerror(e.errno), e.errno, "getifaddrs");
+      }
+      throw e;
     }
   },
 };

@@ -3,7 +3,7 @@
  * both agents inside one network namespace this test builds (never the host's interfaces): lo,
  * links with several IPv4/IPv6 addresses of different prefixes, an IPv4 label, a link with no
  * address, a link that is down, a veth pair, a 15-character name, a tun device (no hardware
- * address), routes via gateways, blackhole and unreachable routes of both versions.
+ * address), forty veth pairs with addresses (dumps of many parts), routes via gateways, blackhole and unreachable routes of both versions.
  *
  * Counters (statistics, route refcnt) can move while the agents are asked: a comparison counts
  * only when qemu-ga gave the same line before and after denoga's; otherwise it is asked again.
@@ -51,6 +51,17 @@ function needIproute(): Requirement {
 
 const ip = (...args: string[]) => run(["ip", "-n", NS, ...args]);
 
+/** Many `ip` commands in one `ip -batch` run. */
+async function ipBatch(lines: string[]): Promise<void> {
+  const file = await Deno.makeTempFile({ prefix: "denoga-ip-batch-" });
+  try {
+    await Deno.writeTextFile(file, lines.join("\n") + "\n");
+    await run(["ip", "-n", NS, "-batch", file]);
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
 /** A link that holds addresses and no traffic: dummy where the kernel has it, else ifb. */
 async function plainLink(name: string): Promise<void> {
   if (await run(["ip", "-n", NS, "link", "add", name, "type", "dummy"], false)) return;
@@ -94,6 +105,16 @@ async function buildNamespace(): Promise<void> {
   await plainLink("averyverylongnm");
   await ip("link", "set", "averyverylongnm", "up");
   await ip("addr", "add", "172.16.9.9/12", "dev", "averyverylongnm");
+  // Enough links and addresses that each dump takes several netlink messages' worth of parts.
+  const batch = [];
+  for (let i = 0; i < 40; i++) {
+    batch.push(
+      `link add m${i}a type veth peer name m${i}b`,
+      `addr add 10.${100 + i}.0.1/24 dev m${i}a`,
+    );
+    batch.push(`addr add 2001:db8:${100 + i}::1/64 dev m${i}a`, `link set m${i}a up`);
+  }
+  await ipBatch(batch);
   // A tun device has no hardware address (addr_len 0); not every kernel offers one.
   await run(["ip", "-n", NS, "tuntap", "add", "dev", "tun0", "mode", "tun"], false);
   await ip("route", "add", "default", "via", "10.10.1.1", "dev", "d0");
