@@ -72,8 +72,11 @@ export function udevRuleText(): string {
   return udevRule;
 }
 
-/** Everything `install` places, in order (the manifest comes last, written by the installer). */
-export function installEntries(program: Program, prefix: string): Entry[] {
+/**
+ * Everything `install` places, in order (the manifest comes last, written by the installer);
+ * without `enable`, not the link `systemctl enable` makes, so nothing starts the unit.
+ */
+export function installEntries(program: Program, prefix: string, enable = true): Entry[] {
   const p = programPaths(prefix);
   const entries: Entry[] = [];
   if (program.form === "compiled") {
@@ -89,8 +92,8 @@ export function installEntries(program: Program, prefix: string): Entry[] {
   entries.push(
     { kind: "file", path: UNIT_PATH, mode: 0o644, source: text(unitText(prefix)) },
     { kind: "file", path: UDEV_RULE_PATH, mode: 0o644, source: text(udevRuleText()) },
-    { kind: "symlink", path: ENABLE_LINK, target: UNIT_PATH },
   );
+  if (enable) entries.push({ kind: "symlink", path: ENABLE_LINK, target: UNIT_PATH });
   return entries;
 }
 
