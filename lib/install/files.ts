@@ -7,7 +7,7 @@
 
 import unitTemplate from "../../packaging/systemd/denoga.service" with { type: "text" };
 import udevRule from "../../packaging/udev/60-denoga.rules" with { type: "text" };
-import { AGENT_RUN_FLAGS } from "../run_flags.ts";
+import { AGENT_RUN_ENV, AGENT_RUN_FLAGS } from "../run_flags.ts";
 
 /** The unit's name. */
 export const UNIT_NAME = "denoga.service";
@@ -55,11 +55,12 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./=-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
 }
 
-/** The one-line launcher of the Deno + bundle form: the same `deno run` every test uses. */
+/** The launcher of the Deno + bundle form: the same `deno run` every test uses. */
 export function launcherText(prefix: string): string {
   const p = programPaths(prefix);
   const argv = [p.deno, "run", ...AGENT_RUN_FLAGS, p.bundle].map(shellQuote).join(" ");
-  return `#!/bin/sh\nexec ${argv} "$@"\n`;
+  const env = Object.entries(AGENT_RUN_ENV).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`);
+  return `#!/bin/sh\n${env.join("")}exec ${argv} "$@"\n`;
 }
 
 /** The unit, its ExecStart pointing at `prefix`. */

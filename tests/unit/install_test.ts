@@ -110,7 +110,8 @@ Deno.test(
 Deno.test("install files: the launcher is the tests' deno run form under the prefix", () => {
   assertEquals(
     launcherText("/opt/denoga"),
-    `#!/bin/sh\nexec /opt/denoga/lib/denoga/deno run ${AGENT_RUN_FLAGS.join(" ")} ` +
+    "#!/bin/sh\nexport DENO_NO_UPDATE_CHECK=1\n" +
+      `exec /opt/denoga/lib/denoga/deno run ${AGENT_RUN_FLAGS.join(" ")} ` +
       '/opt/denoga/lib/denoga/denoga.js "$@"\n',
   );
   assertOk(launcherText("/opt/my dir").includes("'/opt/my dir/lib/denoga/deno'"));
