@@ -212,7 +212,7 @@ denoga's own options (not in qemu-ga):
 denoga's subcommands (only as the first argument):
   ${prog} client (--socket PATH | --vsock CID:PORT) COMMAND [ARGS]
                     talk to an agent from the host (${prog} client --help)
-  ${prog} install [--prefix DIR] [--root DIR] [--no-start]
+  ${prog} install [--prefix DIR] [--root DIR] [--no-start | --no-enable]
                     install this program, its systemd unit and udev rule
   ${prog} uninstall [--prefix DIR] [--root DIR] [--purge]
                     remove what the last install put in place

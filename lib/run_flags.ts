@@ -19,3 +19,10 @@ export const AGENT_RUN_FLAGS = [
   "--no-code-cache",
   "--v8-flags=--expose-gc",
 ] as const;
+
+/**
+ * Environment of the agent's `deno run` (the launcher sets it): `deno run` otherwise checks Deno's
+ * servers for a newer release shortly after start (a DNS lookup and a TLS connection from the
+ * guest, CPU taken from the agent's first seconds). The compiled binary makes no such check.
+ */
+export const AGENT_RUN_ENV = { DENO_NO_UPDATE_CHECK: "1" } as const;

@@ -17,6 +17,8 @@ export interface InstallOptions {
   purge: boolean;
   /** install: enable but do not start (nor restart) the service. */
   noStart: boolean;
+  /** install: place the files but leave the service disabled (cloud-init or a user enables it). */
+  noEnable: boolean;
 }
 
 /** Result of parsing: options, or text to print and an exit code. */
@@ -34,7 +36,7 @@ export function subcommandOf(args: readonly string[]): "install" | "uninstall" |
 
 /** The help text of both subcommands. */
 export function installUsage(prog: string): string {
-  return `Usage: ${prog} install [--prefix DIR] [--root DIR] [--no-start]
+  return `Usage: ${prog} install [--prefix DIR] [--root DIR] [--no-start | --no-enable]
        ${prog} uninstall [--prefix DIR] [--root DIR] [--purge]
 
 Installs this program (the compiled binary, or Deno + bundle with a launcher), the systemd unit
@@ -44,6 +46,8 @@ the service. Running it again changes only what differs.
   --prefix DIR  install under DIR (default ${DEFAULT_PREFIX}): DIR/sbin/denoga, DIR/lib/denoga
   --root DIR    target system mounted at DIR (image builders): files only, no systemctl/udevadm
   --no-start    install: enable the service but do not start it now
+  --no-enable   install: leave the service disabled (start it later with
+                systemctl enable --now denoga.service, e.g. from cloud-init)
   --purge       uninstall: also remove the state directory /run/denoga
   -h, --help    print this help
 `;
@@ -65,6 +69,7 @@ export function parseInstallArgs(args: readonly string[], prog = "denoga"): Inst
     root: "/",
     purge: false,
     noStart: false,
+    noEnable: false,
   };
   const fail = (msg: string): InstallParse => ({
     kind: "exit",
@@ -89,6 +94,7 @@ export function parseInstallArgs(args: readonly string[], prog = "denoga"): Inst
     }
     if (a === "--purge" && action === "uninstall") options.purge = true;
     else if (a === "--no-start" && action === "install") options.noStart = true;
+    else if (a === "--no-enable" && action === "install") options.noEnable = true;
     else return fail(`unrecognized option '${a}'`);
   }
   return { kind: "run", options };

@@ -7,7 +7,7 @@
 
 import unitTemplate from "../../packaging/systemd/denoga.service" with { type: "text" };
 import udevRule from "../../packaging/udev/60-denoga.rules" with { type: "text" };
-import { AGENT_RUN_FLAGS } from "../run_flags.ts";
+import { AGENT_RUN_ENV, AGENT_RUN_FLAGS } from "../run_flags.ts";
 
 /** The unit's name. */
 export const UNIT_NAME = "denoga.service";
@@ -55,11 +55,12 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./=-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
 }
 
-/** The one-line launcher of the Deno + bundle form: the same `deno run` every test uses. */
+/** The launcher of the Deno + bundle form: the same `deno run` every test uses. */
 export function launcherText(prefix: string): string {
   const p = programPaths(prefix);
   const argv = [p.deno, "run", ...AGENT_RUN_FLAGS, p.bundle].map(shellQuote).join(" ");
-  return `#!/bin/sh\nexec ${argv} "$@"\n`;
+  const env = Object.entries(AGENT_RUN_ENV).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`);
+  return `#!/bin/sh\n${env.join("")}exec ${argv} "$@"\n`;
 }
 
 /** The unit, its ExecStart pointing at `prefix`. */
@@ -72,8 +73,11 @@ export function udevRuleText(): string {
   return udevRule;
 }
 
-/** Everything `install` places, in order (the manifest comes last, written by the installer). */
-export function installEntries(program: Program, prefix: string): Entry[] {
+/**
+ * Everything `install` places, in order (the manifest comes last, written by the installer);
+ * without `enable`, not the link `systemctl enable` makes, so nothing starts the unit.
+ */
+export function installEntries(program: Program, prefix: string, enable = true): Entry[] {
   const p = programPaths(prefix);
   const entries: Entry[] = [];
   if (program.form === "compiled") {
@@ -89,8 +93,8 @@ export function installEntries(program: Program, prefix: string): Entry[] {
   entries.push(
     { kind: "file", path: UNIT_PATH, mode: 0o644, source: text(unitText(prefix)) },
     { kind: "file", path: UDEV_RULE_PATH, mode: 0o644, source: text(udevRuleText()) },
-    { kind: "symlink", path: ENABLE_LINK, target: UNIT_PATH },
   );
+  if (enable) entries.push({ kind: "symlink", path: ENABLE_LINK, target: UNIT_PATH });
   return entries;
 }
 

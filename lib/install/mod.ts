@@ -202,7 +202,7 @@ export async function install(o: InstallOptions, env: InstallEnv): Promise<numbe
   const base = baseOf(o, env);
   const at = (p: string) => base + p;
   const paths = programPaths(o.prefix);
-  const entries = installEntries(program, o.prefix);
+  const entries = installEntries(program, o.prefix, !o.noEnable);
   const old = await readManifest(at(paths.manifest));
   const createdDirs = new Set(old?.dirs ?? []);
   let changed = false;
@@ -235,12 +235,18 @@ export async function install(o: InstallOptions, env: InstallEnv): Promise<numbe
     source: { kind: "text", text: manifest },
   });
   if (o.root !== "/") {
-    env.say(`${UNIT_NAME} is enabled in ${o.root}; it starts when the guest agent port appears`);
+    env.say(
+      o.noEnable
+        ? `${UNIT_NAME} is installed in ${o.root}, disabled (--no-enable)`
+        : `${UNIT_NAME} is enabled in ${o.root}; it starts when the guest agent port appears`,
+    );
     return 0;
   }
   await systemctl(env, "daemon-reload");
   await reloadUdev(env);
-  if (o.noStart) {
+  if (o.noEnable) {
+    env.say(`${UNIT_NAME} installed, disabled (--no-enable)`);
+  } else if (o.noStart) {
     env.say(`${UNIT_NAME} enabled, not started (--no-start)`);
   } else if (await env.portExists()) {
     await systemctl(env, changed ? "restart" : "start", UNIT_NAME);

@@ -36,6 +36,9 @@ export const CLOUD_PACKAGES: readonly string[] = [
   "qemu-guest-agent",
   // What cloud images ship and packaging/cloud-init/user-data.yaml fetches the release with.
   "curl",
+  // guest-shutdown: qemu-ga 7.2's `shutdown -r +0` asks logind over D-Bus, and systemctl's
+  // reboot/poweroff reach systemd through the bus when it runs.
+  "dbus",
 ];
 
 /** The image's host name before cloud-init sets the one from meta-data. */

@@ -1,17 +1,22 @@
 /**
  * The proof in a real cloud guest: Debian 12 with systemd, udev and cloud-init, built from Debian's
  * packages (scripts/guest/cloud_image.ts), booted twice under QEMU/TCG from throwaway overlays of
- * the same image. In one boot the NoCloud user-data starts Debian's qemu-ga (the reference); in the
- * other it is the project's own example, packaging/cloud-init/user-data.yaml, with `DENOGA_URL`
- * pointing at the release tarball (`deno task release`) served by the host: cloud-init fetches it
- * and runs `denoga install`, as a user's guest would. Both runs measure QEMU start → first reply
- * and where the guest spent that time, and collect the same replies: guest-info's command list,
+ * the same image. Both agents are in the image and started by cloud-init's runcmd at the same
+ * point: Debian's qemu-ga (the reference) has its unit masked in the image and the user-data
+ * unmasks and starts it; denoga is installed into a copy of the image as an image builder would
+ * (`denoga install --root <mounted image> --no-enable` from the release tarball of `deno task
+ * release`) and the project's example packaging/cloud-init/user-data-preinstalled.yaml enables and
+ * starts it. In the denoga guest the other example, packaging/cloud-init/user-data.yaml, then runs
+ * its setup script (fetch the tarball from the host by URL, `denoga install`). Both runs measure
+ * QEMU start → first reply and where the guest spent that time, and collect the same replies:
+ * guest-info's command list,
  * guest-get-osinfo, -host-name, -timezone, -fsinfo, the member shapes of
  * guest-network-get-interfaces, guest-get-users, Proxmox's framing (a fresh connection per
  * command, 0xFF + guest-sync-delimited and the command in one write), a host that disconnects
  * mid-request and reconnects, `systemctl restart` of the agent through guest-exec, and a guest
- * reboot through the agent's own guest-shutdown (inside the VM) after which the host, keeping its
- * connection, only resyncs. Then the replies are compared.
+ * reboot through the agent's own guest-shutdown (inside the VM; the image has D-Bus, which qemu-ga
+ * 7.2's `shutdown -r +0` needs) after which the host, keeping its connection, only resyncs. Then
+ * the replies are compared.
  *
  * Needs root, mmdebstrap, qemu-system-x86_64, qemu-img, cloud-localds, genisoimage, mkfs.ext4 and
  * Debian's archive (first build); skipped without them unless `DENOGA_REQUIRE_REAL=1`.
@@ -41,13 +46,18 @@ import {
   CLOUD_HOSTNAME,
   CLOUD_UNITS,
   type CloudAgent,
+  cloudRunDir,
   type CloudVm,
   denogaUserData,
   EXAMPLE_USER_DATA,
+  exampleSetupScript,
+  imageWithDenoga,
   missingCloudBootPrerequisite,
+  PREINSTALLED_USER_DATA,
   QEMU_GA_USER_DATA,
   releaseArtifact,
   serveRelease,
+  withLocale,
 } from "../fixtures/cloud/vm.ts";
 import { which } from "../../scripts/guest/build.ts";
 
@@ -96,8 +106,8 @@ interface Observed {
   /** guest-shutdown reboot → first reply, and the guest's uptime at that reply. */
   rebootSeconds: number;
   rebootUptime: number;
-  /** What guest-shutdown mode=reboot answered. */
-  shutdownReply: string;
+  /** denoga only: the fetch-by-URL example's setup script (fetch, unpack, install), seconds. */
+  fetchInstallSeconds?: number;
 }
 
 /** Sends syncs on `client` until the newest is answered. */
@@ -275,14 +285,38 @@ const AGENT_PROGRAMS: Record<CloudAgent, string> = {
   denoga: `${DEFAULT_PREFIX}/sbin/denoga`,
 };
 
+/** What the denoga run adds: its image copy and the server of the fetch-by-URL example. */
+interface DenogaRun {
+  tarball: string;
+  url: string;
+  requests: () => string[];
+}
+
 async function scenario(
   image: CloudImage,
   agent: CloudAgent,
   userData: string,
   t: Deno.TestContext,
-  installed?: () => string[],
+  denoga?: DenogaRun,
 ): Promise<Observed | undefined> {
-  const vm = await bootCloudGuest(image, agent, userData);
+  const dir = await cloudRunDir(agent);
+  let root = image.root;
+  if (denoga) {
+    try {
+      const built = await imageWithDenoga(image, denoga.tarball, dir);
+      root = built.root;
+      console.log(
+        `[cloud denoga] image copy with \`denoga install --root … --no-enable\` in ` +
+          `${built.seconds.toFixed(1)} s:\n  ${
+            built.installLog.trimEnd().split("\n").join("\n  ")
+          }`,
+      );
+    } catch (e) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      throw e;
+    }
+  }
+  const vm = await bootCloudGuest(image, agent, userData, dir, root);
   const unit = CLOUD_UNITS[agent];
   const seen: Partial<Observed> = {};
   let client: QgaClient | undefined;
@@ -318,8 +352,7 @@ async function scenario(
         (await guestRun(c(), "/usr/bin/systemctl", ["show", "-p", p, "--value", unit])).trim();
       assertEquals(await show("ActiveState"), "active");
       if (agent === "qemu-ga") return;
-      // Installed by `denoga install` from the example user-data: the packaging unit and rule.
-      assertEquals(installed?.().filter((r) => r.startsWith("GET ")).length, 1);
+      // Installed into the image by `denoga install --root`, enabled by the example user-data.
       assertEquals(await show("UnitFileState"), "enabled");
       assertEquals(await show("FragmentPath"), UNIT_PATH);
       assertEquals(await guestRun(c(), "/usr/bin/cat", [UNIT_PATH]), unitText(DEFAULT_PREFIX));
@@ -329,6 +362,31 @@ async function scenario(
       ]);
       assertOk(wants.split(/\s+/).includes(unit), `${PORT_DEVICE_UNIT} wants: ${wants}`);
     });
+
+    if (denoga) {
+      await step(
+        "the fetch-by-URL example's script fetches the release, `denoga install`",
+        async () => {
+          const script = exampleSetupScript(await Deno.readTextFile(EXAMPLE_USER_DATA), denoga.url);
+          const pid = async () =>
+            (await guestRun(c(), "/usr/bin/systemctl", ["show", "-p", "MainPID", "--value", unit]))
+              .trim();
+          const before = await pid();
+          const started = performance.now();
+          const out = await guestRun(c(), "/bin/sh", ["-c", script], 300_000);
+          seen.fetchInstallSeconds = (performance.now() - started) / 1000;
+          assertEquals(denoga.requests().filter((r) => r.startsWith("GET ")).length, 1);
+          // The same release as the image's: every file unchanged, the running agent left alone.
+          assertOk(!/^(installed|removed) /m.test(out), out);
+          assertOk(out.includes(`unchanged ${UNIT_PATH}`), out);
+          assertEquals(await pid(), before);
+          console.log(
+            `[cloud denoga] the fetch-by-URL example's script in the guest: ` +
+              `${seen.fetchInstallSeconds.toFixed(1)} s (fetch, unpack, \`denoga install\`)`,
+          );
+        },
+      );
+    }
 
     await step("collect replies", async () => {
       const info = await c().call<{ supported_commands: { name: string; enabled: boolean }[] }>(
@@ -424,11 +482,8 @@ async function scenario(
             s.trim()
           );
         const before = await bootId(30_000);
-        let sentAt = performance.now();
-        // On success neither agent replies to guest-shutdown. A failure is answered once the
-        // shutdown program has exited: qemu-ga 7.2 runs `shutdown -r +0`, which systemd hands
-        // to logind over D-Bus, and this minimal image has no D-Bus; newer qemu-ga (and denoga)
-        // run /sbin/reboot when it exists. After a failure, systemctl reboots the guest.
+        const sentAt = performance.now();
+        // On success neither agent replies to guest-shutdown: a reply is its error.
         await c().send(
           JSON.stringify({ execute: "guest-shutdown", arguments: { mode: "reboot" } }),
         );
@@ -436,12 +491,7 @@ async function scenario(
           if (e instanceof QgaTimeoutError) return undefined;
           throw e;
         });
-        seen.shutdownReply = reply ?? "no reply (rebooting)";
-        if (reply !== undefined) {
-          sentAt = performance.now();
-          await c().call("guest-exec", { path: "/usr/bin/systemctl", arg: ["reboot"] }, 10_000)
-            .catch(() => {});
-        }
+        assertEquals(reply, undefined, "guest-shutdown answered");
         // Until the old agent is stopped it may still answer: resync until the boot id changes.
         const deadline = Date.now() + BOOT_TIMEOUT_MS;
         let answeredAt = 0;
@@ -469,8 +519,7 @@ async function scenario(
         assertEquals(state.trim(), "active");
         const started = await monotonic(c(), unit, "ExecMainStartTimestampMonotonic");
         console.log(
-          `[cloud ${agent}] guest-shutdown reboot: ${seen.shutdownReply}; reboot → first ` +
-            "reply on the same connection: " +
+          `[cloud ${agent}] guest-shutdown reboot → first reply on the same connection: ` +
             `${seen.rebootSeconds.toFixed(1)} s (guest uptime then ${
               seen.rebootUptime.toFixed(1)
             } s, unit started at ${started.toFixed(1)} s by udev/systemd)`,
@@ -522,7 +571,9 @@ function compare(ref: Observed, dut: Observed): void {
       `qemu-ga ${s(ref.rebootSeconds)} (uptime ${s(ref.rebootUptime)}), denoga ` +
       `${s(dut.rebootSeconds)} (uptime ${s(dut.rebootUptime)}); restart → answers: qemu-ga ` +
       `${s(ref.restartSeconds)}, denoga ${s(dut.restartSeconds)}; --version in the guest: ` +
-      `qemu-ga ${ref.versionSeconds.toFixed(2)} s, denoga ${dut.versionSeconds.toFixed(2)} s`,
+      `qemu-ga ${ref.versionSeconds.toFixed(2)} s, denoga ${dut.versionSeconds.toFixed(2)} s; ` +
+      `the fetch-by-URL example's script (fetch, unpack, install): ` +
+      `${s(dut.fetchInstallSeconds ?? NaN)}`,
   );
   const dutFs = withoutMembers(dut.fsinfo, NEWER_FSINFO_MEMBERS);
   const pairs: [string, Json, Json][] = [
@@ -587,8 +638,12 @@ Deno.test({
     const server = serveRelease(release);
     let dut: Observed | undefined;
     try {
-      const userData = denogaUserData(await Deno.readTextFile(EXAMPLE_USER_DATA), server.url);
-      dut = await scenario(image, "denoga", userData, t, () => server.requests);
+      const userData = withLocale(await Deno.readTextFile(PREINSTALLED_USER_DATA));
+      dut = await scenario(image, "denoga", userData, t, {
+        tarball: release,
+        url: server.url,
+        requests: () => server.requests,
+      });
     } finally {
       await server.close();
     }
@@ -613,7 +668,7 @@ Deno.test({
     try {
       const example = await Deno.readTextFile(EXAMPLE_USER_DATA);
       await Deno.writeTextFile(denoga, denogaUserData(example, "http://10.0.2.2:8000/x.tar.gz"));
-      for (const file of [QEMU_GA_USER_DATA, denoga]) {
+      for (const file of [QEMU_GA_USER_DATA, PREINSTALLED_USER_DATA, denoga]) {
         const out = await new Deno.Command(which("cloud-init")!, {
           args: ["schema", "--config-file", file],
           stdout: "piped",

@@ -46,6 +46,7 @@ Deno.test("install args: defaults", () => {
     root: "/",
     purge: false,
     noStart: false,
+    noEnable: false,
   });
   assertEquals(options(parseInstallArgs(["uninstall"])).action, "uninstall");
 });
@@ -57,6 +58,7 @@ Deno.test("install args: --prefix and --root, separate or with '='; trailing sla
   assertEquals(options(parseInstallArgs(["install", "--prefix=/usr"])).prefix, "/usr");
   assertEquals(options(parseInstallArgs(["install", "--root", "/"])).root, "/");
   assertEquals(options(parseInstallArgs(["install", "--no-start"])).noStart, true);
+  assertEquals(options(parseInstallArgs(["install", "--no-enable"])).noEnable, true);
   assertEquals(options(parseInstallArgs(["uninstall", "--purge", "--root", "/m"])).purge, true);
 });
 
@@ -66,6 +68,7 @@ Deno.test("install args: bad input is refused with a message, not guessed", () =
   assertOk(error(parseInstallArgs(["install", "--root", "/mnt/../etc"])).includes("absolute"));
   assertOk(error(parseInstallArgs(["install", "--purge"])).includes("unrecognized option"));
   assertOk(error(parseInstallArgs(["uninstall", "--no-start"])).includes("unrecognized option"));
+  assertOk(error(parseInstallArgs(["uninstall", "--no-enable"])).includes("unrecognized option"));
   assertOk(error(parseInstallArgs(["install", "-m", "virtio-serial"])).includes("'-m'"));
   assertOk(error(parseInstallArgs(["install", "extra"])).includes("'extra'"));
 });

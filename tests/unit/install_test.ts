@@ -9,6 +9,7 @@ import type { InstallOptions } from "../../lib/install/args.ts";
 import {
   ENABLE_LINK,
   launcherText,
+  PORT_DEVICE_UNIT,
   type Program,
   UDEV_RULE_PATH,
   udevRuleText,
@@ -82,25 +83,35 @@ RestartSec=0
   assertOk(unitText("/").includes("ExecStart=/sbin/denoga "));
 });
 
-Deno.test("install files: the udev rule matches the port as Debian's does and wants denoga", () => {
-  const rule = udevRuleText().replaceAll("\\\n", "");
-  const match = (text: string) =>
-    text.split("\n").filter((l) => l.includes("SUBSYSTEM==")).map((l) =>
-      l.replace(/\s+/g, " ").trim()
+Deno.test(
+  "install files: the udev rule tags the port as Debian's does; enabling, not the rule, starts it",
+  () => {
+    const rule = udevRuleText().replaceAll("\\\n", "");
+    const match = (text: string) =>
+      text.split("\n").filter((l) => l.includes("SUBSYSTEM==")).map((l) =>
+        l.replace(/\s+/g, " ").trim()
+      );
+    const debian = readIfPresent(DEBIAN_RULE)?.replaceAll("\\\n", "") ??
+      'SUBSYSTEM=="virtio-ports", ATTR{name}=="org.qemu.guest_agent.0", ' +
+        'TAG+="systemd", ENV{SYSTEMD_WANTS}="qemu-guest-agent.service"';
+    // Debian's rule also wants its service, enabled or not; ours leaves that to the unit's
+    // [Install] WantedBy= the port's device, so `--no-enable` and `systemctl disable` hold.
+    assertEquals(
+      match(rule),
+      match(debian).map((l) => l.replace(/,? ENV\{SYSTEMD_WANTS\}="qemu-guest-agent.service"/, "")),
     );
-  const debian = readIfPresent(DEBIAN_RULE)?.replaceAll("\\\n", "") ??
-    'SUBSYSTEM=="virtio-ports", ATTR{name}=="org.qemu.guest_agent.0", ' +
-      'TAG+="systemd", ENV{SYSTEMD_WANTS}="qemu-guest-agent.service"';
-  assertEquals(
-    match(rule),
-    match(debian).map((l) => l.replace("qemu-guest-agent.service", "denoga.service")),
-  );
-});
+    assertEquals(unitKeys(unitText("/usr/local")).get("[Install]WantedBy"), [
+      PORT_DEVICE_UNIT,
+    ]);
+    assertOk(ENABLE_LINK.includes(`/${PORT_DEVICE_UNIT}.wants/`));
+  },
+);
 
 Deno.test("install files: the launcher is the tests' deno run form under the prefix", () => {
   assertEquals(
     launcherText("/opt/denoga"),
-    `#!/bin/sh\nexec /opt/denoga/lib/denoga/deno run ${AGENT_RUN_FLAGS.join(" ")} ` +
+    "#!/bin/sh\nexport DENO_NO_UPDATE_CHECK=1\n" +
+      `exec /opt/denoga/lib/denoga/deno run ${AGENT_RUN_FLAGS.join(" ")} ` +
       '/opt/denoga/lib/denoga/denoga.js "$@"\n',
   );
   assertOk(launcherText("/opt/my dir").includes("'/opt/my dir/lib/denoga/deno'"));
@@ -143,6 +154,7 @@ const LIVE: InstallOptions = {
   root: "/",
   purge: false,
   noStart: false,
+  noEnable: false,
 };
 
 async function tree(dir: string): Promise<string[]> {
@@ -193,6 +205,14 @@ Deno.test("install: live system → daemon-reload, udev reload, start; restart o
     f.calls.length = 0;
     await install({ ...LIVE, noStart: true }, f.env);
     assertEquals(f.calls, ["systemctl daemon-reload", "udevadm control --reload"]);
+    // --no-enable: the enable link goes (nothing starts the unit), the rest stays.
+    f.calls.length = 0;
+    await install({ ...LIVE, noEnable: true }, f.env);
+    assertEquals(f.calls, ["systemctl daemon-reload", "udevadm control --reload"]);
+    assertEquals(await Deno.lstat(`${f.root}${ENABLE_LINK}`).catch(() => null), null);
+    assertEquals(await Deno.readTextFile(`${f.root}${UNIT_PATH}`), unitText("/usr/local"));
+    await install(LIVE, f.env);
+    assertEquals(await Deno.readLink(`${f.root}${ENABLE_LINK}`), UNIT_PATH);
 
     f.calls.length = 0;
     assertEquals(await uninstall({ ...LIVE, action: "uninstall" }, f.env), 0);
