@@ -1,16 +1,10 @@
 /**
  * IP address text as the C library writes it: glibc's `inet_ntop` for IPv6 (which differs from
  * other formatters in when it writes an embedded IPv4 tail: `::1.2.3.4`, `::ffff:1.2.3.4`,
- * `::0.1.0.2`), dotted quads for IPv4, and netmask prefix lengths.
+ * `::0.1.0.2`), and the parsers of address text its tests are written in.
  *
  * @module
  */
-
-function popcount(n: number): number {
-  let c = 0;
-  for (let v = n; v !== 0; v >>>= 1) c += v & 1;
-  return c;
-}
 
 /** The 4 bytes of a dotted quad, or undefined when `text` is not one. */
 export function parseIpv4(text: string): Uint8Array | undefined {
@@ -83,10 +77,4 @@ export function formatIpv6(bytes: Uint8Array): string {
   }
   if (best.base !== -1 && best.base + best.len === 8) out += ":";
   return out;
-}
-
-/** The number of set bits in a netmask given as IPv4 or IPv6 text; 0 when it is neither. */
-export function netmaskPrefix(netmask: string): number {
-  const bytes = netmask.includes(":") ? parseIpv6(netmask) : parseIpv4(netmask);
-  return bytes ? bytes.reduce((n, b) => n + popcount(b), 0) : 0;
 }

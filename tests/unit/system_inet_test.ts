@@ -1,7 +1,7 @@
-/** lib/system/inet.ts: glibc inet_ntop's IPv6 text (cases checked against glibc), netmasks. */
+/** lib/system/inet.ts: glibc inet_ntop's IPv6 text (cases checked against glibc). */
 
 import { assertEquals } from "../assert.ts";
-import { formatIpv6, netmaskPrefix, parseIpv4, parseIpv6 } from "../../lib/system/inet.ts";
+import { formatIpv6, parseIpv4, parseIpv6 } from "../../lib/system/inet.ts";
 
 const GLIBC: [string, string][] = [
   ["::2", "::2"],
@@ -40,13 +40,4 @@ Deno.test("inet: malformed IPv6 and IPv4 text is refused", () => {
   for (const bad of ["", "1.2.3", "1.2.3.256", "a.b.c.d", "1.2.3.4.5"]) {
     assertEquals(parseIpv4(bad), undefined, bad);
   }
-});
-
-Deno.test("inet: netmask prefix is the number of set bits", () => {
-  assertEquals(netmaskPrefix("255.255.255.0"), 24);
-  assertEquals(netmaskPrefix("255.240.0.0"), 12);
-  assertEquals(netmaskPrefix("0.0.0.0"), 0);
-  assertEquals(netmaskPrefix("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), 127);
-  assertEquals(netmaskPrefix("ffff:ffff:ffff::"), 48);
-  assertEquals(netmaskPrefix("nonsense"), 0);
 });
