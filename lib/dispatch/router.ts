@@ -19,7 +19,7 @@ import { qdictOrder } from "../protocol/qdict_order.ts";
 import type { QValue } from "../protocol/value.ts";
 import { toJson, toJsonChunks } from "../protocol/writer.ts";
 import { decodeArguments } from "./decode.ts";
-import type { CommandResult } from "./table.ts";
+import type { Command, CommandResult } from "./table.ts";
 
 /** How long a resync waits for an earlier, still running command before leaving it behind. */
 export const RESYNC_GRACE_MS = 500;
@@ -36,6 +36,8 @@ export const JOB_WEIGHT = 4 * 1024;
 
 const SENTINEL = 0xff;
 const BIG_REPLY = 64 * 1024;
+/** Reply text up to this length is copied char by char rather than through the encoder. */
+const SHORT_TEXT = 128;
 /** Size of the session's reusable output buffer; larger batches get a buffer of their own. */
 const OUT_BUFFER = 64 * 1024;
 const encoder = new TextEncoder();
@@ -117,6 +119,35 @@ function returnReply(
   return line(chunks, delimited);
 }
 
+/** How many prepared requests the router keeps for requests that repeat. */
+const RECENT_REQUESTS = 8;
+
+/**
+ * A request's fate as far as its form decides: a reply already known (it is no request qemu-ga
+ * would run), or the command to run if enabled, with its arguments still to decode each time
+ * (decoding builds fresh values, so a handler never shares them with a repeated request).
+ */
+type Prepared =
+  | { readonly request: QValue; readonly reply: Uint8Array | string }
+  | {
+    readonly request: QValue;
+    readonly cmd: Command;
+    readonly name: string;
+    readonly id: QValue | undefined;
+    readonly args: Map<string, QValue> | undefined;
+    /** The success reply to a handler returning nothing (guest-ping), once made. */
+    emptyReply: Uint8Array | string | undefined;
+  };
+
+/** Runs a request; a handler that throws past the router's own catch still gets a reply. */
+function runSafely(run: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
+  try {
+    return run();
+  } catch (e) {
+    return errorReply("GenericError", String(e));
+  }
+}
+
 /** What is wrong with one top-level member of a request, if anything (qmp_dispatch_check_obj). */
 function memberProblem(key: string, v: QValue): string | undefined {
   if (key === "execute") {
@@ -176,6 +207,21 @@ export class Session {
 
   /** Queues a request; it runs when every earlier one has finished (or was left behind). */
   enqueue(isSync: boolean, run: () => Reply | Promise<Reply>): void {
+    if (
+      this.#slots.length === 0 && !this.#running &&
+      this.#outBytes + this.#inflight <= BACKLOG_LIMIT
+    ) {
+      // Nothing ahead of it: run it now, and only keep it as a job if it has to wait.
+      const result = runSafely(run);
+      if (!(result instanceof Promise)) {
+        this.#emit(result);
+        return;
+      }
+      const slot: Slot = { reply: undefined, dropped: false };
+      this.#slots.push(slot);
+      this.#await({ slot, isSync, run, started: true, abandoned: false }, result);
+      return;
+    }
     const slot: Slot = { reply: undefined, dropped: false };
     this.#slots.push(slot);
     const job: Job = { slot, isSync, run, started: false, abandoned: false };
@@ -223,18 +269,9 @@ export class Session {
     ) {
       const job = this.#jobs.shift()!;
       job.started = true;
-      let result: Reply | Promise<Reply>;
-      try {
-        result = job.run();
-      } catch (e) {
-        result = errorReply("GenericError", String(e));
-      }
+      const result = runSafely(job.run);
       if (result instanceof Promise) {
-        this.#running = job;
-        result.then(
-          (reply) => this.#finish(job, reply),
-          (e) => this.#finish(job, errorReply("GenericError", String(e))),
-        );
+        this.#await(job, result);
         // Replies finished before this job still go out now, not once it is done.
         break;
       }
@@ -247,6 +284,15 @@ export class Session {
       for (const w of waiters) w();
     }
     this.#checkRelief();
+  }
+
+  /** Makes `job` the running one until `result` settles. */
+  #await(job: Job, result: Promise<Reply>): void {
+    this.#running = job;
+    result.then(
+      (reply) => this.#finish(job, reply),
+      (e) => this.#finish(job, errorReply("GenericError", String(e))),
+    );
   }
 
   #finish(job: Job, reply: Reply): void {
@@ -318,19 +364,18 @@ export class Session {
           own = size > OUT_BUFFER;
           data = own ? new Uint8Array(size) : (this.#buf ??= new Uint8Array(OUT_BUFFER));
           let o = 0;
-          let text = "";
           for (let k = 0; k < count; k++) {
             const p = parts[k];
-            if (typeof p === "string") {
-              text += p;
-              continue;
+            if (typeof p !== "string") {
+              data.set(p, o);
+              o += p.length;
+            } else if (p.length <= SHORT_TEXT) {
+              // Reply text is ASCII (the writer escapes everything else): a byte per char.
+              for (let c = 0; c < p.length; c++) data[o++] = p.charCodeAt(c);
+            } else {
+              o += encoder.encodeInto(p, data.subarray(o)).written;
             }
-            if (text !== "") o += encoder.encodeInto(text, data.subarray(o)).written;
-            text = "";
-            data.set(p, o);
-            o += p.length;
           }
-          if (text !== "") encoder.encodeInto(text, data.subarray(o));
           data = data.subarray(0, size);
           if (count === parts.length) this.#out = [];
           else parts.splice(0, count);
@@ -421,6 +466,11 @@ export class Session {
 export class Router {
   readonly #agent: Agent;
   #session: Session | undefined;
+  /** Recently prepared requests, most recent first. */
+  readonly #recent: Prepared[] = [];
+  /** The last parse error's text and reply: a burst of bad input repeats the same few. */
+  #lastErrorDesc = "";
+  #lastErrorReply: Uint8Array | string = "";
 
   constructor(agent: Agent) {
     this.#agent = agent;
@@ -436,16 +486,16 @@ export class Router {
     const session = this.#session;
     if (!session || session.closed) return;
     if (ev.kind === "error") {
-      session.pushReady(errorReply("GenericError", ev.desc));
+      if (ev.desc !== this.#lastErrorDesc) {
+        this.#lastErrorDesc = ev.desc;
+        this.#lastErrorReply = errorReply("GenericError", ev.desc);
+      }
+      session.pushReady(this.#lastErrorReply);
       return;
     }
-    const request = ev.value;
-    let resync = false;
-    if (request instanceof Map) {
-      const exec = request.get("execute");
-      if (typeof exec === "string") resync = this.#agent.table.get(exec)?.resync ?? false;
-    }
-    session.enqueue(resync, () => this.execute(request));
+    const prepared = this.#prepare(ev.value);
+    const resync = "cmd" in prepared && prepared.cmd.resync;
+    session.enqueue(resync, () => this.#run(prepared));
   }
 
   /**
@@ -453,8 +503,30 @@ export class Router {
    * promise of either when the command waits on the OS.
    */
   execute(request: QValue): Reply | Promise<Reply> {
+    return this.#run(this.#prepare(request));
+  }
+
+  /**
+   * What a request's form alone decides. A repeated request arrives as the same value (the
+   * message parser hands a remembered message over again), so recent ones are kept by identity.
+   */
+  #prepare(request: QValue): Prepared {
+    const recent = this.#recent;
+    for (let k = 0; k < recent.length; k++) {
+      if (recent[k].request === request) return recent[k];
+    }
+    const prepared = this.#check(request);
+    if (typeof request === "object" && request !== null) {
+      if (recent.length === RECENT_REQUESTS) recent.pop();
+      recent.unshift(prepared);
+    }
+    return prepared;
+  }
+
+  /** The checks that depend on the request only, in qemu-ga's order, up to the command. */
+  #check(request: QValue): Prepared {
     if (!(request instanceof Map)) {
-      return errorReply("GenericError", "QMP input must be a JSON object");
+      return { request, reply: errorReply("GenericError", "QMP input must be a JSON object") };
     }
     const id = request.get("id");
     // The first problem in QEMU's member order wins (§2.5); sorting is only needed when there
@@ -463,17 +535,29 @@ export class Router {
     if (keys.some((k) => memberProblem(k, request.get(k)!) !== undefined)) {
       for (const key of qdictOrder(keys)) {
         const problem = memberProblem(key, request.get(key)!);
-        if (problem !== undefined) return errorReply("GenericError", problem, id);
+        if (problem !== undefined) {
+          return { request, reply: errorReply("GenericError", problem, id) };
+        }
       }
     }
     if (!request.has("execute")) {
-      return errorReply("GenericError", "QMP input lacks member 'execute'", id);
+      return { request, reply: errorReply("GenericError", "QMP input lacks member 'execute'", id) };
     }
     const name = request.get("execute") as string;
     const cmd = this.#agent.table.get(name);
     if (!cmd) {
-      return errorReply("CommandNotFound", `The command ${name} has not been found`, id);
+      return {
+        request,
+        reply: errorReply("CommandNotFound", `The command ${name} has not been found`, id),
+      };
     }
+    const args = request.get("arguments") as Map<string, QValue> | undefined;
+    return { request, cmd, name, id, args, emptyReply: undefined };
+  }
+
+  #run(p: Prepared): Reply | Promise<Reply> {
+    if ("reply" in p) return p.reply;
+    const { cmd, name, id } = p;
     if (!this.#agent.isEnabled(name)) {
       return errorReply(
         "CommandNotFound",
@@ -483,14 +567,14 @@ export class Router {
     }
     let result: CommandResult | Promise<CommandResult>;
     try {
-      const args = decodeArguments(cmd.args, request.get("arguments") as Map<string, QValue>);
-      result = cmd.run(args, this.#agent);
+      result = cmd.run(decodeArguments(cmd.args, p.args), this.#agent);
     } catch (e) {
       return this.#failure(e, id);
     }
     const succeed = (value: CommandResult): Reply => {
       if (!cmd.successResponse) return null;
-      return returnReply(value, id, cmd.delimitReply);
+      if (value !== undefined) return returnReply(value, id, cmd.delimitReply);
+      return p.emptyReply ??= returnReply(undefined, id, cmd.delimitReply);
     };
     if (result instanceof Promise) {
       return result.then(succeed, (e) => this.#failure(e, id));

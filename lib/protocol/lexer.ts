@@ -80,6 +80,12 @@ export interface LexerSink {
   token(type: TokenType, buf: Uint8Array, start: number, end: number, plain: boolean): void;
   /** A token cut because it grew beyond {@link MAX_TOKEN_SIZE}; `length` is its byte count. */
   overlong(length: number): void;
+  /**
+   * Offered at each `{` or `[` that starts a token in the start state: the sink may take a whole
+   * message starting at `buf[at]` that it recognises by its bytes (and emit it itself), and
+   * returns how many bytes it took, or 0 to have them lexed as usual.
+   */
+  message?(buf: Uint8Array, at: number): number;
 }
 
 /** The transition table: `TABLE[state << 8 | byte]` = next state or token type, + LOOKAHEAD. */
@@ -170,6 +176,7 @@ for (let b = 0; b < 256; b++) SKIP_RECOVERY[b] = TABLE[RECOVERY * 256 + b] === R
 /** The streaming lexer. State survives between {@link JsonLexer.feed} calls. */
 export class JsonLexer {
   readonly #sink: LexerSink;
+  readonly #message: ((buf: Uint8Array, at: number) => number) | undefined;
   #state = START;
   /** Bytes of the current token that arrived in earlier chunks. */
   #tok = new Uint8Array(256);
@@ -182,6 +189,7 @@ export class JsonLexer {
   /** Creates a lexer delivering tokens to `sink`. */
   constructor(sink: LexerSink) {
     this.#sink = sink;
+    this.#message = sink.message?.bind(sink);
   }
 
   /** Returns to the initial state, dropping any partial token. */
@@ -237,6 +245,22 @@ export class JsonLexer {
         (state === DQ || state === SQ) && (byte >= 0x80 || byte === 0x5c)
       ) {
         this.#plain = false;
+      } else if (
+        state === START && (byte === 0x7b || byte === 0x5b) && this.#message !== undefined
+      ) {
+        // Nothing is pending here (a token in progress would not be in START), so a message
+        // the sink takes whole is exactly what lexing these bytes would have produced.
+        const taken = this.#message(chunk, i);
+        if (taken > 0) {
+          i += taken;
+          tokStart = i;
+          if (this.#pauseRequested) {
+            this.#pauseRequested = false;
+            this.#state = START;
+            return i;
+          }
+          continue;
+        }
       }
       // One byte through the machine; a lookahead transition looks at the same byte again.
       for (;;) {

@@ -23,6 +23,7 @@ import type { QValue } from "./value.ts";
 import { JsonLexer, type LexerSink, MAX_TOKEN_SIZE, Tok, type TokenType } from "./lexer.ts";
 import { JsonParser } from "./parser.ts";
 import { decodeModUtf8Lossy } from "./utf8.ts";
+import { MessageMemo } from "./message_memo.ts";
 
 export { PARSE_ERROR_PREFIX } from "./parser.ts";
 
@@ -63,6 +64,14 @@ export class JsonMessageParser {
   #mayPause = false;
   /** First exception thrown by onMessage during the current feed(), rethrown at its end. */
   #thrown: { error: unknown } | null = null;
+  /** Recent whole messages that parsed to a value, with the event they gave. */
+  readonly #memo = new MessageMemo<MessageEvent>();
+  /** Counts the lexer's feed() calls: a message is only remembered when it lay in one chunk. */
+  #feedCount = 0;
+  /** Where the current message's first token was: its buffer, offset and feed. */
+  #msgBuf: Uint8Array | null = null;
+  #msgStart = 0;
+  #msgFeed = 0;
 
   /**
    * Creates a parser that reports every message to `onMessage`. When `shouldPause` is given it
@@ -74,6 +83,7 @@ export class JsonMessageParser {
     const sink: LexerSink = {
       token: (type, buf, start, end, plain) => this.#token(type, buf, start, end, plain),
       overlong: (length) => this.#overlong(length),
+      message: (buf, at) => this.#remembered(buf, at),
     };
     this.#lexer = new JsonLexer(sink);
   }
@@ -96,12 +106,16 @@ export class JsonMessageParser {
     let consumed: number;
     try {
       this.#mayPause = this.#shouldPause !== undefined;
+      this.#feedCount++;
       consumed = this.#lexer.feed(chunk);
       this.#mayPause = false;
       while (this.#pending !== null) {
         const queued = this.#pending;
         this.#pending = null;
-        for (const c of queued) this.#lexer.feed(c);
+        for (const c of queued) {
+          this.#feedCount++;
+          this.#lexer.feed(c);
+        }
       }
     } finally {
       this.#feeding = false;
@@ -122,6 +136,7 @@ export class JsonMessageParser {
   reset(): void {
     this.#lexer.reset();
     this.#resetMessage();
+    this.#memo.clear();
   }
 
   #resetMessage(): void {
@@ -167,13 +182,45 @@ export class JsonMessageParser {
         return;
       }
     }
+    if (this.#tokenCount === 0) {
+      this.#msgBuf = buf;
+      this.#msgStart = start;
+      this.#msgFeed = this.#feedCount;
+    }
     if (!this.#admit(end - start)) return;
     this.#parser.push(type, buf, start, end, plain);
     const braces = this.#braces;
     const brackets = this.#brackets;
     if ((braces > 0 || brackets > 0) && braces >= 0 && brackets >= 0) return;
     const res = this.#parser.finish();
-    this.#emit(res.ok ? { kind: "value", value: res.value } : { kind: "error", desc: res.desc });
+    if (!res.ok) {
+      this.#emit({ kind: "error", desc: res.desc });
+      return;
+    }
+    const ev: MessageEvent = { kind: "value", value: res.value };
+    // Only a message that began with `{` or `[` in this very chunk: the lexer offers exactly
+    // those back (see #remembered), and all its bytes are still in `buf`.
+    const first = buf[this.#msgStart];
+    if (
+      buf === this.#msgBuf && this.#msgFeed === this.#feedCount &&
+      (first === 0x7b || first === 0x5b)
+    ) {
+      this.#memo.remember(buf, this.#msgStart, end, ev);
+    }
+    this.#msgBuf = null;
+    this.#emit(ev);
+  }
+
+  /**
+   * A message the lexer offers whole: when it starts a new message and repeats a remembered one
+   * byte for byte, its event is emitted again (the value is shared: consumers only read it).
+   */
+  #remembered(buf: Uint8Array, at: number): number {
+    if (this.#tokenCount !== 0) return 0;
+    const hit = this.#memo.match(buf, at);
+    if (hit === undefined) return 0;
+    this.#emit(hit.result);
+    return hit.bytes.length;
   }
 
   /** A token the lexer cut at 64 MiB + 1 bytes: it can only fail the size limit. */

@@ -204,3 +204,26 @@ Deno.test("frozen state disables everything but the allow-list", async () => {
     );
   });
 });
+
+Deno.test("a repeated request is checked against the agent's state each time", async () => {
+  await withStuckFreeze(async (h, freeze) => {
+    const c = h.connect();
+    // The same bytes each time: the second and third arrive as the remembered message.
+    const read = '{"execute":"guest-file-read","arguments":{"handle":5},"id":5}';
+    c.send(read + read);
+    await c.session.drained();
+    const notFound =
+      '{"id": 5, "error": {"class": "GenericError", "desc": "handle \'5\' has not been found"}}\n';
+    c.send('{"execute":"guest-fsfreeze-freeze"}');
+    await freeze.entered;
+    freeze.release();
+    await c.waitFor('{"return": 1}');
+    c.send(read);
+    await c.session.drained();
+    assertEquals(
+      c.text(),
+      notFound + notFound + '{"return": 1}\n' +
+        '{"id": 5, "error": {"class": "CommandNotFound", "desc": "Command guest-file-read has been disabled: the command is not allowed"}}\n',
+    );
+  });
+});

@@ -253,3 +253,49 @@ Deno.test("streamer: parseMessages helper", () => {
     { kind: "error", desc: "JSON parse error, expecting value" },
   ]);
 });
+
+Deno.test("streamer: repeated messages, taken whole, give exactly the events lexing gives", () => {
+  // Fragments that repeat, extend or prefix one another, nest remembered messages, follow
+  // errors and recovery, and split a remembered message's bytes over other input.
+  const fragments = [
+    '{"execute":"guest-ping"}',
+    '{"execute":"guest-ping"}\n',
+    '{"execute":"guest-ping","id":1}',
+    '{"execute":"guest-ping","id":12}',
+    '{"execute":"guest-ping"',
+    '{"execute":"guest-ping"}}',
+    "[]",
+    "[],",
+    "[[]]",
+    "[{}]",
+    "{}",
+    '{"a":[1,{"b":"\\u00e9"}]}',
+    '{"a":1,"a":2}',
+    '{"k":tru}',
+    "12 ",
+    "\xff",
+    "\x01",
+    '"open',
+    '"',
+    " ",
+    "]",
+    "}",
+  ].map(bin);
+  let seed = 99;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
+  for (let round = 0; round < 200; round++) {
+    const parts: Uint8Array[] = [];
+    for (let k = 0, n = 1 + rnd() % 60; k < n; k++) parts.push(fragments[rnd() % fragments.length]);
+    const input = new Uint8Array(parts.reduce((t, p) => t + p.length, 0));
+    parts.reduce((o, p) => (input.set(p, o), o + p.length), 0);
+    // One byte at a time no message is ever in one chunk, so none is taken whole.
+    const reference = run(input, 1);
+    deepStrictEqual(run(input), reference);
+    deepStrictEqual(run(input, 1 + rnd() % 40), reference);
+    // Pausing after every message: the consumed counts must be right for both paths.
+    const paused: string[] = [];
+    const p = new JsonMessageParser((ev) => paused.push(show(ev).slice(0, 200)), () => true);
+    for (let off = 0; off < input.length;) off += p.feed(input.subarray(off));
+    deepStrictEqual(paused, reference);
+  }
+});
