@@ -36,8 +36,6 @@ export const JOB_WEIGHT = 4 * 1024;
 
 const SENTINEL = 0xff;
 const BIG_REPLY = 64 * 1024;
-/** Reply text up to this length is copied char by char rather than through the encoder. */
-const SHORT_TEXT = 128;
 /** Size of the session's reusable output buffer; larger batches get a buffer of their own. */
 const OUT_BUFFER = 64 * 1024;
 const encoder = new TextEncoder();
@@ -119,6 +117,8 @@ function returnReply(
   return line(chunks, delimited);
 }
 
+/** Longest parse error text whose reply the router keeps for the next identical error. */
+const KEPT_ERROR_TEXT = 1024;
 /** How many prepared requests the router keeps for requests that repeat. */
 const RECENT_REQUESTS = 8;
 
@@ -136,8 +136,16 @@ type Prepared =
     readonly id: QValue | undefined;
     readonly args: Map<string, QValue> | undefined;
     /** The success reply to a handler returning nothing (guest-ping), once made. */
-    emptyReply: Uint8Array | string | undefined;
+    emptyReply: Uint8Array | undefined;
   };
+
+/**
+ * A reply that is kept to be sent again, as bytes: copying bytes into the write buffer costs
+ * less than encoding text each time.
+ */
+function kept(reply: Uint8Array | string): Uint8Array {
+  return typeof reply === "string" ? encoder.encode(reply) : reply;
+}
 
 /** Runs a request; a handler that throws past the router's own catch still gets a reply. */
 function runSafely(run: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
@@ -369,9 +377,6 @@ export class Session {
             if (typeof p !== "string") {
               data.set(p, o);
               o += p.length;
-            } else if (p.length <= SHORT_TEXT) {
-              // Reply text is ASCII (the writer escapes everything else): a byte per char.
-              for (let c = 0; c < p.length; c++) data[o++] = p.charCodeAt(c);
             } else {
               o += encoder.encodeInto(p, data.subarray(o)).written;
             }
@@ -470,7 +475,7 @@ export class Router {
   readonly #recent: Prepared[] = [];
   /** The last parse error's text and reply: a burst of bad input repeats the same few. */
   #lastErrorDesc = "";
-  #lastErrorReply: Uint8Array | string = "";
+  #lastErrorReply: Uint8Array = new Uint8Array();
 
   constructor(agent: Agent) {
     this.#agent = agent;
@@ -486,9 +491,14 @@ export class Router {
     const session = this.#session;
     if (!session || session.closed) return;
     if (ev.kind === "error") {
+      // A stray token's text can be megabytes: only short texts are worth keeping.
+      if (ev.desc.length > KEPT_ERROR_TEXT) {
+        session.pushReady(errorReply("GenericError", ev.desc));
+        return;
+      }
       if (ev.desc !== this.#lastErrorDesc) {
         this.#lastErrorDesc = ev.desc;
-        this.#lastErrorReply = errorReply("GenericError", ev.desc);
+        this.#lastErrorReply = kept(errorReply("GenericError", ev.desc));
       }
       session.pushReady(this.#lastErrorReply);
       return;
@@ -526,7 +536,10 @@ export class Router {
   /** The checks that depend on the request only, in qemu-ga's order, up to the command. */
   #check(request: QValue): Prepared {
     if (!(request instanceof Map)) {
-      return { request, reply: errorReply("GenericError", "QMP input must be a JSON object") };
+      return {
+        request,
+        reply: kept(errorReply("GenericError", "QMP input must be a JSON object")),
+      };
     }
     const id = request.get("id");
     // The first problem in QEMU's member order wins (§2.5); sorting is only needed when there
@@ -574,7 +587,7 @@ export class Router {
     const succeed = (value: CommandResult): Reply => {
       if (!cmd.successResponse) return null;
       if (value !== undefined) return returnReply(value, id, cmd.delimitReply);
-      return p.emptyReply ??= returnReply(undefined, id, cmd.delimitReply);
+      return p.emptyReply ??= kept(returnReply(undefined, id, cmd.delimitReply));
     };
     if (result instanceof Promise) {
       return result.then(succeed, (e) => this.#failure(e, id));

@@ -39,6 +39,24 @@ import {
 /** Prefix of every parse error text. */
 export const PARSE_ERROR_PREFIX = "JSON parse error, ";
 
+/**
+ * A parse error's full text; cut to 1023 bytes after the prefix as QEMU's 1 KiB buffer cuts it.
+ */
+function parseError(msg: string): string {
+  return PARSE_ERROR_PREFIX + (msg.length > 1023 ? msg.slice(0, 1023) : msg);
+}
+
+// The fixed texts, made once: a stream of bad input repeats them, and the same string each time
+// lets later stages recognise a repeated error by identity.
+const SEPARATOR_IN_LIST = PARSE_ERROR_PREFIX + "expected separator in list";
+const SEPARATOR_IN_DICT = PARSE_ERROR_PREFIX + "expected separator in dict";
+const MISSING_COLON = PARSE_ERROR_PREFIX + "missing : in object pair";
+const EXPECTING_VALUE = PARSE_ERROR_PREFIX + "expecting value";
+const KEY_NOT_STRING = PARSE_ERROR_PREFIX + "key is not a string in object";
+const DUPLICATE_KEY = PARSE_ERROR_PREFIX + "duplicate key";
+const INVALID_ESCAPE = PARSE_ERROR_PREFIX + "invalid escape sequence in string";
+const INVALID_UTF8 = PARSE_ERROR_PREFIX + "invalid UTF-8 sequence in string";
+
 /** Outcome of one message: a value, or the first error's full text. */
 export type ParseResult = { ok: true; value: QValue } | { ok: false; desc: string };
 
@@ -101,16 +119,16 @@ export class JsonParser {
       case ARR_NEXT:
         if (type === Tok.RSQUARE) this.#close();
         else if (type === Tok.COMMA) this.#state = ARR_VALUE;
-        else this.#fail("expected separator in list");
+        else this.#fail(SEPARATOR_IN_LIST);
         return;
       case OBJ_NEXT:
         if (type === Tok.RCURLY) this.#close();
         else if (type === Tok.COMMA) this.#state = OBJ_KEY;
-        else this.#fail("expected separator in dict");
+        else this.#fail(SEPARATOR_IN_DICT);
         return;
       case OBJ_COLON:
         if (type === Tok.COLON) this.#state = OBJ_VALUE;
-        else this.#fail("missing : in object pair");
+        else this.#fail(MISSING_COLON);
         return;
       case ARR_FIRST:
         if (type === Tok.RSQUARE) {
@@ -157,7 +175,7 @@ export class JsonParser {
         this.#keyword(buf, start, end);
         return;
       default:
-        this.#fail("expecting value");
+        this.#fail(EXPECTING_VALUE);
     }
   }
 
@@ -191,7 +209,7 @@ export class JsonParser {
       case OBJ_FIRST:
       case OBJ_KEY:
         if (typeof v !== "string") {
-          this.#fail("key is not a string in object");
+          this.#fail(KEY_NOT_STRING);
           return;
         }
         this.#keys[depth] = v;
@@ -201,7 +219,7 @@ export class JsonParser {
         const dict = this.#containers[depth] as QDict;
         const key = this.#keys[depth];
         if (dict.has(key)) {
-          this.#fail("duplicate key");
+          this.#fail(DUPLICATE_KEY);
           return;
         }
         dict.set(key, v);
@@ -233,13 +251,13 @@ export class JsonParser {
       // QEMU formats the message into a 1 KiB buffer: at most 1023 bytes survive. A keyword is
       // ASCII, so only look at as much of it as can show.
       const shown = asciiText(buf, start, Math.min(end, start + 1024));
-      this.#fail(`invalid keyword '${shown}'`);
+      this.#fail(parseError(`invalid keyword '${shown}'`));
     }
   }
 
-  #fail(msg: string): void {
-    if (this.#error !== null) return;
-    this.#error = PARSE_ERROR_PREFIX + (msg.length > 1023 ? msg.slice(0, 1023) : msg);
+  /** Keeps the first error's full text. */
+  #fail(text: string): void {
+    if (this.#error === null) this.#error = text;
   }
 
   /**
@@ -316,14 +334,14 @@ export class JsonParser {
               // follows the token, and raw bytes are shown as QEMU's writer would).
               const textEnd = Math.min(k, end);
               const text = decodeModUtf8Lossy(buf, escStart, textEnd);
-              this.#fail(`${text} is not a valid Unicode character`);
+              this.#fail(parseError(`${text} is not a valid Unicode character`));
               return null;
             }
             o = putUtf8(out, o, cp);
             continue;
           }
           default:
-            this.#fail("invalid escape sequence in string");
+            this.#fail(INVALID_ESCAPE);
             return null;
         }
       }
@@ -331,7 +349,7 @@ export class JsonParser {
       // stops at the closing quote since that is no continuation byte.
       const cp = modUtf8Codepoint(buf, k, end - 1);
       if (cp < 0) {
-        this.#fail("invalid UTF-8 sequence in string");
+        this.#fail(INVALID_UTF8);
         return null;
       }
       k = modUtf8End;

@@ -64,6 +64,8 @@ export class JsonMessageParser {
   #mayPause = false;
   /** First exception thrown by onMessage during the current feed(), rethrown at its end. */
   #thrown: { error: unknown } | null = null;
+  /** The last error event, emitted again for the same error. */
+  #lastError: (MessageEvent & { kind: "error" }) | null = null;
   /** Recent whole messages that parsed to a value, with the event they gave. */
   readonly #memo = new MessageMemo<MessageEvent>();
   /** Counts the lexer's feed() calls: a message is only remembered when it lay in one chunk. */
@@ -159,7 +161,10 @@ export class JsonMessageParser {
   }
 
   #error(desc: string): void {
-    this.#emit({ kind: "error", desc });
+    // A stream of bad input repeats a few errors: their event is made once.
+    let ev = this.#lastError;
+    if (ev === null || ev.desc !== desc) ev = this.#lastError = { kind: "error", desc };
+    this.#emit(ev);
   }
 
   #token(type: TokenType, buf: Uint8Array, start: number, end: number, plain: boolean): void {
@@ -194,7 +199,7 @@ export class JsonMessageParser {
     if ((braces > 0 || brackets > 0) && braces >= 0 && brackets >= 0) return;
     const res = this.#parser.finish();
     if (!res.ok) {
-      this.#emit({ kind: "error", desc: res.desc });
+      this.#error(res.desc);
       return;
     }
     const ev: MessageEvent = { kind: "value", value: res.value };
