@@ -366,7 +366,12 @@ export class Session {
         } else {
           let count = 1;
           size = first.length;
-          while (count < parts.length && parts[count].length < BIG_REPLY) {
+          // Small replies go out in batches that fit the reusable buffer: a backlog of them
+          // costs no buffer of its own (malloc keeps big freed buffers).
+          while (
+            count < parts.length && parts[count].length < BIG_REPLY &&
+            size + parts[count].length <= OUT_BUFFER
+          ) {
             size += parts[count++].length;
           }
           own = size > OUT_BUFFER;
