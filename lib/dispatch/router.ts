@@ -508,7 +508,7 @@ export class Router {
       session.pushReady(this.#lastErrorReply);
       return;
     }
-    const prepared = this.#prepare(ev.value);
+    const prepared = this.#prepare(ev.value, ev.remembered === true);
     const resync = "cmd" in prepared && prepared.cmd.resync;
     session.enqueue(resync, () => this.#run(prepared));
   }
@@ -518,20 +518,21 @@ export class Router {
    * promise of either when the command waits on the OS.
    */
   execute(request: QValue): Reply | Promise<Reply> {
-    return this.#run(this.#prepare(request));
+    return this.#run(this.#prepare(request, false));
   }
 
   /**
-   * What a request's form alone decides. A repeated request arrives as the same value (the
-   * message parser hands a remembered message over again), so recent ones are kept by identity.
+   * What a request's form alone decides. A repeated short request arrives as the same value
+   * (the message parser hands a remembered message over again), so those are kept by identity.
    */
-  #prepare(request: QValue): Prepared {
+  #prepare(request: QValue, remembered: boolean): Prepared {
     const recent = this.#recent;
     for (let k = 0; k < recent.length; k++) {
       if (recent[k].request === request) return recent[k];
     }
     const prepared = this.#check(request);
-    if (typeof request === "object" && request !== null) {
+    // Only requests the parser may hand over again: keeping others would keep them alive.
+    if (remembered) {
       if (recent.length === RECENT_REQUESTS) recent.pop();
       recent.unshift(prepared);
     }

@@ -53,9 +53,8 @@ export class MessageMemo<T> {
     return undefined;
   }
 
-  /** Remembers the message `buf[start..end)` as producing `result`. */
+  /** Remembers the message `buf[start..end)` (at most {@link MEMO_MAX_BYTES}) as `result`. */
   remember(buf: Uint8Array, start: number, end: number, result: T): void {
-    if (end - start > MEMO_MAX_BYTES) return;
     if (this.#entries.length === MEMO_ENTRIES) this.#entries.pop();
     this.#entries.unshift({ bytes: buf.slice(start, end), result });
   }

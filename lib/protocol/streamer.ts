@@ -23,13 +23,17 @@ import type { QValue } from "./value.ts";
 import { JsonLexer, type LexerSink, MAX_TOKEN_SIZE, Tok, type TokenType } from "./lexer.ts";
 import { JsonParser } from "./parser.ts";
 import { decodeModUtf8Lossy } from "./utf8.ts";
-import { MessageMemo } from "./message_memo.ts";
+import { MEMO_MAX_BYTES, MessageMemo } from "./message_memo.ts";
 
 export { PARSE_ERROR_PREFIX } from "./parser.ts";
 
 /** One complete top-level JSON value, or an error that ended a message. */
 export type MessageEvent =
-  | { kind: "value"; value: QValue }
+  /**
+   * `remembered`: this very event (and value) may be emitted again for a repeat of the same
+   * bytes, so what a consumer works out from it is worth keeping by identity.
+   */
+  | { kind: "value"; value: QValue; remembered?: true }
   | { kind: "error"; desc: string };
 
 /** Most tokens in one message (2 Mi). */
@@ -142,6 +146,7 @@ export class JsonMessageParser {
   }
 
   #resetMessage(): void {
+    this.#msgBuf = null;
     this.#braces = 0;
     this.#brackets = 0;
     this.#tokenCount = 0;
@@ -202,18 +207,19 @@ export class JsonMessageParser {
       this.#error(res.desc);
       return;
     }
-    const ev: MessageEvent = { kind: "value", value: res.value };
-    // Only a message that began with `{` or `[` in this very chunk: the lexer offers exactly
-    // those back (see #remembered), and all its bytes are still in `buf`.
+    // Only a short message that began with `{` or `[` in this very chunk: the lexer offers
+    // exactly those back (see #remembered), and all its bytes are still in `buf`.
     const first = buf[this.#msgStart];
     if (
       buf === this.#msgBuf && this.#msgFeed === this.#feedCount &&
-      (first === 0x7b || first === 0x5b)
+      (first === 0x7b || first === 0x5b) && end - this.#msgStart <= MEMO_MAX_BYTES
     ) {
+      const ev: MessageEvent = { kind: "value", value: res.value, remembered: true };
       this.#memo.remember(buf, this.#msgStart, end, ev);
+      this.#emit(ev);
+    } else {
+      this.#emit({ kind: "value", value: res.value });
     }
-    this.#msgBuf = null;
-    this.#emit(ev);
   }
 
   /**

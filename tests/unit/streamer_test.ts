@@ -247,7 +247,7 @@ Deno.test("streamer: feed() called from the callback is queued in order", () => 
 
 Deno.test("streamer: parseMessages helper", () => {
   deepStrictEqual(parseMessages('{"a":1}'), [
-    { kind: "value", value: new Map([["a", 1n]]) },
+    { kind: "value", value: new Map([["a", 1n]]), remembered: true },
   ]);
   deepStrictEqual(parseMessages(bin("}")), [
     { kind: "error", desc: "JSON parse error, expecting value" },
