@@ -132,8 +132,17 @@ export class Server {
       try {
         for (;;) {
           if (session.overloaded) await waitForRoom();
-          const data = await (ahead ?? readNext());
-          ahead = undefined;
+          let data: Uint8Array | null;
+          if (ahead) {
+            data = await ahead;
+            ahead = undefined;
+          } else {
+            // The common case, without readNext's extra promise.
+            const b = bufs[which];
+            which ^= 1;
+            const n = await conn.read(b);
+            data = n === null ? null : b.subarray(0, n);
+          }
           if (data === null) break;
           this.#burst += data.length;
           let off = 0;

@@ -35,9 +35,9 @@ export interface StreamResource {
 export function connectionOf(conn: StreamResource): Connection {
   return {
     read: (buf) => conn.read(buf),
-    async writeAll(data) {
-      let off = 0;
-      while (off < data.length) off += await conn.write(data.subarray(off));
+    writeAll(data) {
+      // One write nearly always takes all of a reply: no async function around it then.
+      return conn.write(data).then((n) => n < data.length ? writeRest(conn, data, n) : undefined);
     },
     close() {
       try {
@@ -47,4 +47,8 @@ export function connectionOf(conn: StreamResource): Connection {
       }
     },
   };
+}
+
+async function writeRest(conn: StreamResource, data: Uint8Array, off: number): Promise<void> {
+  while (off < data.length) off += await conn.write(data.subarray(off));
 }
