@@ -85,10 +85,12 @@ export interface BenchOptions {
   source: boolean;
   /** Run the poll benchmark (scripts/bench_poll.ts; needs root). */
   poll: boolean;
+  /** Run only the poll benchmark. */
+  pollOnly: boolean;
 }
 
 const USAGE = "usage: bench.ts [--quick] [--only=denoga|qemu-ga] [--size=MiB] [--rounds=N] " +
-  "[--source] [--no-poll]";
+  "[--source] [--no-poll | --poll-only]";
 
 /** Parses the command line; throws on unknown options. */
 export function parseOptions(args: readonly string[]): BenchOptions {
@@ -98,9 +100,11 @@ export function parseOptions(args: readonly string[]): BenchOptions {
   let rounds: number | null = null;
   let source = false;
   let poll = true;
+  let pollOnly = false;
   for (const a of args) {
     if (a === "--quick") quick = true;
     else if (a === "--no-poll") poll = false;
+    else if (a === "--poll-only") pollOnly = true;
     else if (a === "--source") source = true;
     else if (a.startsWith("--only=")) {
       const v = a.slice("--only=".length);
@@ -120,6 +124,7 @@ export function parseOptions(args: readonly string[]): BenchOptions {
       throw new Error(`unknown option ${a}\n${USAGE}`);
     }
   }
+  if (pollOnly && !poll) throw new Error(`--poll-only and --no-poll exclude each other`);
   const size = sizeMiB ?? (quick ? 8 : 256);
   return {
     quick,
@@ -133,6 +138,7 @@ export function parseOptions(args: readonly string[]): BenchOptions {
     idleSettleMs: quick ? 200 : 1000,
     source,
     poll,
+    pollOnly,
   };
 }
 
@@ -540,6 +546,23 @@ export class AgentProc {
     const stat = Deno.readTextFileSync(`/proc/${this.pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) * 1000 / CLK_TCK;
+  }
+
+  /**
+   * CPU time used so far by the threads alive now, ns, from each task's schedstat: precise
+   * enough to split a poll cycle by command (stat's utime/stime tick every 10 ms).
+   */
+  threadsCpuNs(): number {
+    let ns = 0;
+    for (const t of Deno.readDirSync(`/proc/${this.pid}/task`)) {
+      try {
+        const s = Deno.readTextFileSync(`/proc/${this.pid}/task/${t.name}/schedstat`);
+        ns += Number(s.slice(0, s.indexOf(" ")));
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return ns;
   }
 
   /** True once the process has exited. */
@@ -1340,125 +1363,133 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   try {
-    if (entry !== undefined) {
-      // The module tree's idle footprint, for comparison with the bundle's (same procedure).
-      const a = await AgentProc.start("denoga", dirs);
-      sourceIdleRssMiB = await idleRssMiB(a, o);
-      await a.stop();
-    }
-    for (const impl of impls) {
-      const a = await AgentProc.start(impl, dirs, impl === "denoga" ? entry : undefined);
-      agents.set(impl, a);
-      partial.set(impl, { pid: a.pid });
-    }
-    agents.set("floor", await startFloor(dirs));
-    /** One progress line: what, agent, result, the agent's RSS now, extra. */
-    const progress = (what: string, impl: Runner, result: string, extra = "") => {
-      let rss = "";
-      try {
-        rss = `rss ${fmt(agents.get(impl)!.memory().rssMiB).padStart(6)} MiB`;
-      } catch {
-        // the process is gone; the next step reports it
+    if (!o.pollOnly) {
+      if (entry !== undefined) {
+        // The module tree's idle footprint, for comparison with the bundle's (same procedure).
+        const a = await AgentProc.start("denoga", dirs);
+        sourceIdleRssMiB = await idleRssMiB(a, o);
+        await a.stop();
       }
-      console.log(
-        `  ${what.padEnd(26)} ${impl.padEnd(8)} ${result.padStart(16)}  ${rss}  ${extra}`,
-      );
-    };
-    const each = async (
-      what: string,
-      fn: (a: AgentProc, f: Partial<AgentFigures>) => Promise<string>,
-    ) => {
       for (const impl of impls) {
-        const t0 = performance.now();
-        const result = await fn(agents.get(impl)!, partial.get(impl)!);
-        const s = ((performance.now() - t0) / 1000).toFixed(1);
-        progress(what, impl, result, `(${s} s)`);
+        const a = await AgentProc.start(impl, dirs, impl === "denoga" ? entry : undefined);
+        agents.set(impl, a);
+        partial.set(impl, { pid: a.pid });
       }
-    };
-    console.log(
-      `bench: ${impls.join(" vs ")}, file size ${o.sizeMiB} MiB, ${o.pingIterations} pings, ` +
-        `${o.rounds} round(s)` + (o.quick ? " (quick)" : "") + `; denoga: ${form}`,
-    );
-    await each("idle RSS", async (a, f) => {
-      f.idleRssMiB = await idleRssMiB(a, o);
-      return `${fmt(f.idleRssMiB)} MiB`;
-    });
-    const chunk = randomChunk();
-    await each("create read file", async (a) => {
-      await createReadFile(a, o, chunk);
-      return `${o.sizeMiB} MiB`;
-    });
-    const b64 = chunk.toBase64();
-    type Runs = { ping: number[]; pipe: number[]; cpu: number[]; read: number[]; write: number[] };
-    const runners: Runner[] = [...impls, "floor"];
-    const runs = new Map<Runner, Runs>(
-      runners.map((i) => [i, { ping: [], pipe: [], cpu: [], read: [], write: [] }]),
-    );
-    for (let r = 1; r <= o.rounds; r++) {
-      const tag = o.rounds > 1 ? ` ${r}/${o.rounds}` : "";
-      const list = runners.map((i) => agents.get(i)!);
-      const t0 = performance.now();
-      const pings = await measurePing(list, o);
-      const pingSecs = ((performance.now() - t0) / 1000).toFixed(1);
-      list.forEach((a, k) => {
-        runs.get(a.impl)!.ping.push(...pings[k]);
-        const v = `${fmt(median(pings[k]))} µs`;
-        progress(`ping RTT${tag}`, a.impl, v);
-      });
-      console.log(`    (interleaved in blocks of ${PING_BLOCK}, ${pingSecs} s)`);
-      const t1 = performance.now();
-      const rates = await measurePipeline(list, o);
-      const pipeSecs = ((performance.now() - t1) / 1000).toFixed(1);
-      list.forEach((a, k) => {
-        runs.get(a.impl)!.pipe.push(rates[k]);
-        const v = `${fmt(rates[k], 0)}/s`;
-        progress(`pipelined pings${tag}`, a.impl, v);
-      });
-      console.log(`    (interleaved in ${PIPELINE_SLICE} s slices, ${pipeSecs} s)`);
-      const t2 = performance.now();
-      const cpu = await measureCpu(list, o);
-      const cpuSecs = ((performance.now() - t2) / 1000).toFixed(1);
-      list.forEach((a, k) => {
-        runs.get(a.impl)!.cpu.push(cpu[k]);
-        progress(`CPU per ping${tag}`, a.impl, `${fmt(cpu[k])} µs`);
-      });
-      console.log(
-        `    (${o.cpuPings} pings each, interleaved in blocks of ${PING_BLOCK}, ${cpuSecs} s)`,
-      );
-      await each(`guest-file-read${tag}`, async (a) => {
-        const v = await measureRead(a, o);
-        runs.get(a.impl)!.read.push(v);
-        return `${fmt(v)} MiB/s`;
-      });
-      await each(`guest-file-write${tag}`, async (a) => {
-        const v = await measureWrite(a, o, b64);
-        runs.get(a.impl)!.write.push(v);
-        return `${fmt(v)} MiB/s`;
-      });
-    }
-    for (const [impl, m] of runs) {
-      const ping = [...m.ping].sort((a, b) => a - b);
-      const common = {
-        pingMedianUs: percentile(ping, 50),
-        pingP99Us: percentile(ping, 99),
-        pipelinedPerSec: median(m.pipe),
-        cpuPerPingUs: median(m.cpu),
+      agents.set("floor", await startFloor(dirs));
+      /** One progress line: what, agent, result, the agent's RSS now, extra. */
+      const progress = (what: string, impl: Runner, result: string, extra = "") => {
+        let rss = "";
+        try {
+          rss = `rss ${fmt(agents.get(impl)!.memory().rssMiB).padStart(6)} MiB`;
+        } catch {
+          // the process is gone; the next step reports it
+        }
+        console.log(
+          `  ${what.padEnd(26)} ${impl.padEnd(8)} ${result.padStart(16)}  ${rss}  ${extra}`,
+        );
       };
-      if (impl === "floor") {
-        floor = { pid: agents.get("floor")!.pid, ...common };
-        continue;
+      const each = async (
+        what: string,
+        fn: (a: AgentProc, f: Partial<AgentFigures>) => Promise<string>,
+      ) => {
+        for (const impl of impls) {
+          const t0 = performance.now();
+          const result = await fn(agents.get(impl)!, partial.get(impl)!);
+          const s = ((performance.now() - t0) / 1000).toFixed(1);
+          progress(what, impl, result, `(${s} s)`);
+        }
+      };
+      console.log(
+        `bench: ${impls.join(" vs ")}, file size ${o.sizeMiB} MiB, ${o.pingIterations} pings, ` +
+          `${o.rounds} round(s)` + (o.quick ? " (quick)" : "") + `; denoga: ${form}`,
+      );
+      await each("idle RSS", async (a, f) => {
+        f.idleRssMiB = await idleRssMiB(a, o);
+        return `${fmt(f.idleRssMiB)} MiB`;
+      });
+      const chunk = randomChunk();
+      await each("create read file", async (a) => {
+        await createReadFile(a, o, chunk);
+        return `${o.sizeMiB} MiB`;
+      });
+      const b64 = chunk.toBase64();
+      type Runs = {
+        ping: number[];
+        pipe: number[];
+        cpu: number[];
+        read: number[];
+        write: number[];
+      };
+      const runners: Runner[] = [...impls, "floor"];
+      const runs = new Map<Runner, Runs>(
+        runners.map((i) => [i, { ping: [], pipe: [], cpu: [], read: [], write: [] }]),
+      );
+      for (let r = 1; r <= o.rounds; r++) {
+        const tag = o.rounds > 1 ? ` ${r}/${o.rounds}` : "";
+        const list = runners.map((i) => agents.get(i)!);
+        const t0 = performance.now();
+        const pings = await measurePing(list, o);
+        const pingSecs = ((performance.now() - t0) / 1000).toFixed(1);
+        list.forEach((a, k) => {
+          runs.get(a.impl)!.ping.push(...pings[k]);
+          const v = `${fmt(median(pings[k]))} µs`;
+          progress(`ping RTT${tag}`, a.impl, v);
+        });
+        console.log(`    (interleaved in blocks of ${PING_BLOCK}, ${pingSecs} s)`);
+        const t1 = performance.now();
+        const rates = await measurePipeline(list, o);
+        const pipeSecs = ((performance.now() - t1) / 1000).toFixed(1);
+        list.forEach((a, k) => {
+          runs.get(a.impl)!.pipe.push(rates[k]);
+          const v = `${fmt(rates[k], 0)}/s`;
+          progress(`pipelined pings${tag}`, a.impl, v);
+        });
+        console.log(`    (interleaved in ${PIPELINE_SLICE} s slices, ${pipeSecs} s)`);
+        const t2 = performance.now();
+        const cpu = await measureCpu(list, o);
+        const cpuSecs = ((performance.now() - t2) / 1000).toFixed(1);
+        list.forEach((a, k) => {
+          runs.get(a.impl)!.cpu.push(cpu[k]);
+          progress(`CPU per ping${tag}`, a.impl, `${fmt(cpu[k])} µs`);
+        });
+        console.log(
+          `    (${o.cpuPings} pings each, interleaved in blocks of ${PING_BLOCK}, ${cpuSecs} s)`,
+        );
+        await each(`guest-file-read${tag}`, async (a) => {
+          const v = await measureRead(a, o);
+          runs.get(a.impl)!.read.push(v);
+          return `${fmt(v)} MiB/s`;
+        });
+        await each(`guest-file-write${tag}`, async (a) => {
+          const v = await measureWrite(a, o, b64);
+          runs.get(a.impl)!.write.push(v);
+          return `${fmt(v)} MiB/s`;
+        });
       }
-      const f = partial.get(impl)!;
-      Object.assign(f, common);
-      f.readMiBps = median(m.read);
-      f.writeMiBps = median(m.write);
-    }
-    for (const [impl, a] of agents) {
-      if (impl === "floor") continue;
-      const m = a.memory();
-      const f = partial.get(impl as Impl)!;
-      f.peakRssMiB = m.hwmMiB;
-      f.finalRssMiB = m.rssMiB;
+      for (const [impl, m] of runs) {
+        const ping = [...m.ping].sort((a, b) => a - b);
+        const common = {
+          pingMedianUs: percentile(ping, 50),
+          pingP99Us: percentile(ping, 99),
+          pipelinedPerSec: median(m.pipe),
+          cpuPerPingUs: median(m.cpu),
+        };
+        if (impl === "floor") {
+          floor = { pid: agents.get("floor")!.pid, ...common };
+          continue;
+        }
+        const f = partial.get(impl)!;
+        Object.assign(f, common);
+        f.readMiBps = median(m.read);
+        f.writeMiBps = median(m.write);
+      }
+      for (const [impl, a] of agents) {
+        if (impl === "floor") continue;
+        const m = a.memory();
+        const f = partial.get(impl as Impl)!;
+        f.peakRssMiB = m.hwmMiB;
+        f.finalRssMiB = m.rssMiB;
+      }
     }
     // The poll part runs its own agents (in a network namespace), after these have stopped and
     // before the bundle's temp dir goes.
@@ -1475,7 +1506,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
   }
   const complete = (impl: Impl): AgentFigures | null => {
     const f = partial.get(impl);
-    if (!f) return null;
+    if (!f || o.pollOnly) return null;
     for (const k of FIGURE_KEYS) {
       if (typeof f[k] !== "number") throw new Error(`internal: ${impl} has no ${k}`);
     }

@@ -44,10 +44,13 @@ export interface PollPoint {
   cpuMs: Record<string, number>;
   /** Wall ms per cycle by agent. */
   wallMs: Record<string, number>;
+  /** CPU µs per command of the cycle by agent (base configuration only). */
+  commandUs?: Record<string, Record<string, number>>;
 }
 
 /** What the poll benchmark reports. */
 export interface PollSummary {
+  /** Cycles per configuration (five times as many at the base one). */
   cycles: number;
   points: PollPoint[];
   /** CPU µs per added interface (2 → 200) and per added mount (5 → 200), by agent. */
@@ -178,6 +181,27 @@ async function pollCycles(a: AgentProc, cycles: number): Promise<{ cpu: number; 
   });
 }
 
+/**
+ * CPU µs per command of the cycle, from the agent's threads' schedstat around each reply (in a
+ * pass of its own: reading /proc between commands would slow the cycle's wall time). Work an
+ * agent finishes after a reply is charged to the next command.
+ */
+async function commandCpu(a: AgentProc, cycles: number): Promise<Record<string, number>> {
+  const requests = POLL_CYCLE.map((c) => request(c));
+  const ns = POLL_CYCLE.map(() => 0);
+  await a.session("poll cycle by command", 600_000, async (c: Client) => {
+    for (const r of requests) await c.call(r);
+    for (let i = 0; i < cycles; i++) {
+      for (let k = 0; k < requests.length; k++) {
+        const t0 = a.threadsCpuNs();
+        await c.call(requests[k]);
+        ns[k] += a.threadsCpuNs() - t0;
+      }
+    }
+  });
+  return Object.fromEntries(POLL_CYCLE.map((name, k) => [name, ns[k] / cycles / 1000]));
+}
+
 async function execRoundTrips(a: AgentProc, n: number): Promise<number> {
   return await a.session("guest-exec", 120_000, async (c: Client) => {
     const times: number[] = [];
@@ -258,14 +282,29 @@ export async function runPollBench(o: PollOptions): Promise<PollSummary> {
       await stopAll();
       await startAll();
       const point: PollPoint = { interfaces, mounts: mountCount, cpuMs: {}, wallMs: {} };
+      // The base cycle costs about a ms: five times the cycles keep stat's 10 ms ticks within
+      // a few per cent of it.
+      const n = points.length === 0 ? 5 * cycles : cycles;
       for (const [name, a] of agents) {
-        const r = await pollCycles(a, cycles);
+        const r = await pollCycles(a, n);
         point.cpuMs[name] = r.cpu;
         point.wallMs[name] = r.wall;
         o.log(
           `  poll cycle ${interfaces} ifs ${mountCount} mounts  ${name.padEnd(8)} ` +
             `${r.cpu.toFixed(2).padStart(8)} ms CPU  ${r.wall.toFixed(2).padStart(8)} ms wall`,
         );
+      }
+      if (points.length === 0) {
+        point.commandUs = {};
+        for (const [name, a] of agents) point.commandUs[name] = await commandCpu(a, cycles);
+        for (const cmd of POLL_CYCLE) {
+          o.log(
+            `    ${cmd.padEnd(30)}` +
+              [...agents.keys()].map((n) =>
+                `${n} ${point.commandUs![n][cmd].toFixed(0).padStart(5)} µs`
+              ).join("  "),
+          );
+        }
       }
       points.push(point);
     }

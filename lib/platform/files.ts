@@ -11,7 +11,7 @@
  */
 
 import type { StatfsResult } from "../../ffi/statfs.ts";
-import type { ChangeCache } from "./watch.ts";
+import type { CacheOptions, ChangeCache } from "./watch.ts";
 
 /** A failed file operation: the C library's text and, where the OS gave one, the errno. */
 export class OsFileError extends Error {
@@ -130,7 +130,12 @@ export interface OsFiles {
    * `compute()`'s value, kept while none of `paths` can have changed (inotify, off the event
    * loop: `lib/platform/watch.ts`). Optional: without it, callers compute every time.
    */
-  cached?<T>(key: string, paths: readonly string[], compute: () => Promise<T>): Promise<T>;
+  cached?<T>(
+    key: string,
+    paths: readonly string[],
+    compute: () => Promise<T>,
+    options?: CacheOptions,
+  ): Promise<T>;
 }
 
 /**
@@ -309,12 +314,12 @@ export function osFiles(root: string): OsFiles {
         return { value: a.names! };
       });
     },
-    cached: async (key, paths, compute) => {
+    cached: async (key, paths, compute, options) => {
       cache ??= await (loading ??= Promise.all([
         import("./watch.ts"),
         chainModule ??= import("../../ffi/sysfs.ts"),
       ]).then(([{ changeCache }, { lookUp }]) => changeCache(base, lookUp, facet)));
-      return await cache.cached(key, paths, compute);
+      return await cache.cached(key, paths, compute, options);
     },
   };
   return facet;

@@ -13,10 +13,13 @@
  * it. A path on a network or FUSE filesystem, or any failure to watch, means no caching: the
  * value is computed every time, as without this module.
  *
+ * A value may also depend on the devices (sysfs, the udev database): it is then dropped by any
+ * kernel or udev uevent as well, and kept only over the real root where those are reported.
+ *
  * @module
  */
 
-import { ChangeNotifier, DIRECTORY_EVENTS, FILE_EVENTS } from "../../ffi/inotify.ts";
+import { ChangeNotifier, DEVICE_CHANGE, DIRECTORY_EVENTS, FILE_EVENTS } from "../../ffi/inotify.ts";
 import type { ChainAnswer, ChainItem } from "../../ffi/sysfs.ts";
 import { isLocalFilesystem } from "../system/local_fs.ts";
 
@@ -27,7 +30,21 @@ export interface ChangeCache {
    * changed. `compute` must read nothing but `paths` (and what never changes while the guest
    * runs); a rejection is not kept.
    */
-  cached<T>(key: string, paths: readonly string[], compute: () => Promise<T>): Promise<T>;
+  cached<T>(
+    key: string,
+    paths: readonly string[],
+    compute: () => Promise<T>,
+    options?: CacheOptions,
+  ): Promise<T>;
+}
+
+/** What else a cached value depends on. */
+export interface CacheOptions {
+  /**
+   * `compute` also reads the mount table, /sys and /run/udev/data: any device event and any
+   * mount change drop the value. Where device events are not reported, nothing is kept.
+   */
+  devices?: boolean;
 }
 
 interface Entry {
@@ -128,7 +145,7 @@ export function changeCache(
     }
     for (const d of dirs) items.push({ kind: "statfs", path: root + d });
     for (const p of paths) items.push({ kind: "statfs", path: root + p });
-    const answers = await lookUp(items);
+    const answers = items.length > 0 ? await lookUp(items) : [];
     const wds: number[] = [];
     for (const a of answers) {
       if (a.wd !== undefined) wds.push(a.wd);
@@ -140,12 +157,19 @@ export function changeCache(
   }
 
   return {
-    async cached<T>(key: string, paths: readonly string[], compute: () => Promise<T>) {
+    async cached<T>(
+      key: string,
+      paths: readonly string[],
+      compute: () => Promise<T>,
+      options: CacheOptions = {},
+    ) {
       if (notifier === null) {
         notifier = await (opening ??= ChangeNotifier.open().catch(() => undefined));
       }
       const n = notifier;
       if (n === undefined) return await compute();
+      // A tree under another root (tests) has no device events of its own.
+      if (options.devices && (!n.devices || root !== "")) return await compute();
       drain(n);
       const known = entries.get(key);
       if (known?.valid && known.value !== undefined) return await (known.value as Promise<T>);
@@ -155,6 +179,7 @@ export function changeCache(
         unwatchable.add(key);
         return await compute();
       }
+      if (options.devices) wds.push(DEVICE_CHANGE);
       // Registered before computing: a change made meanwhile drops the value at its next use.
       const entry: Entry = { valid: true, wds };
       entries.set(key, entry);

@@ -19,6 +19,7 @@ import {
   type Agent,
   type Impl,
   type Json,
+  needLoop,
   needQemuGaNewest,
   needRoot,
   RawClient,
@@ -172,6 +173,103 @@ realTest(
         "and /etc/timezone names it",
         () => Deno.writeFile(`${dir}/etc/timezone`, enc.encode("Asia/Kolkata\n")),
       );
+    } finally {
+      for (const { agent, client } of agents.values()) {
+        client.close();
+        await agent.stop();
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+/** `major:minor` of the filesystem mounted at `/`, from the test's own mount table. */
+async function rootDevice(): Promise<string> {
+  for (const line of (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")) {
+    const f = line.split(" ");
+    if (f[4] === "/") return f[2];
+  }
+  throw new Error("no / in /proc/self/mountinfo");
+}
+
+/** Whether the device at `/sys/dev/block/<dev>` is a real one (qemu-ga reads its udev entry). */
+async function isRealDevice(dev: string): Promise<boolean> {
+  return !(await Deno.readLink(`/sys/dev/block/${dev}`)).includes("/devices/virtual/");
+}
+
+const rootIsReal = await rootDevice().then(isRealDevice, () => false);
+
+realTest(
+  "change cache: fsinfo follows a udev database change announced by a uevent, and mounts",
+  [needRoot(), needQemuGaNewest(), {
+    what: "/ on a real block device (its udev entry is reported)",
+    present: rootIsReal,
+  }, ...needLoop(["ext4"])],
+  async () => {
+    const dev = await rootDevice();
+    const dir = await Deno.makeTempDir({ prefix: "denoga-change-fsinfo-" });
+    const image = `${dir}/fs.img`;
+    await sh("truncate", "-s", "4M", image);
+    await sh("mkfs.ext4", "-q", "-F", image);
+    await Deno.mkdir(`${dir}/mnt`);
+    const agents = new Map<Impl, { agent: Agent; client: RawClient }>();
+    try {
+      for (const impl of ["qemu-ga", "denoga"] as const) {
+        const agent = await startAgent({
+          impl,
+          newest: true,
+          wrap: ["unshare", "-m", "--propagation", "private"],
+        });
+        // A udev database of the namespace's own: /run/udev/data on a tmpfs.
+        await inNamespace(agent, "mount", "-t", "tmpfs", "denoga-test", "/run");
+        await inNamespace(agent, "mkdir", "-p", "/run/udev/data");
+        agents.set(impl, { agent, client: await RawClient.connect(agent.socketPath) });
+      }
+      const eachAgent = async (fn: (a: Agent) => Promise<void>) => {
+        for (const { agent } of agents.values()) await fn(agent);
+      };
+      const ask = async () => {
+        const replies = new Map<Impl, Json>();
+        for (const [impl, { client }] of agents) {
+          // Twice: the second answer comes from the cache where there is one.
+          await client.request(`{"execute":"guest-get-fsinfo"}`);
+          replies.set(impl, await client.request(`{"execute":"guest-get-fsinfo"}`));
+        }
+        // Sizes of live filesystems move between two requests: compare the rest.
+        const shape = (r: Json | undefined) =>
+          JSON.stringify(r, (k, v) => k.endsWith("-bytes") ? undefined : v);
+        assertEquals(shape(replies.get("denoga")), shape(replies.get("qemu-ga")));
+        return shape(replies.get("denoga"));
+      };
+      const udevEntry = (a: Agent) => `/proc/${a.proc.pid}/root/run/udev/data/b${dev}`;
+      // Tells every uevent listener that the root disk changed, as udevd's `change` does.
+      const announce = () => Deno.writeTextFile(`/sys/dev/block/${dev}/uevent`, "change");
+      let last = await ask();
+      const step = async (what: string, change: () => Promise<void>, changes = true) => {
+        await change();
+        const answer = await ask();
+        assertOk((answer !== last) === changes, `${what}: the replies changed: ${!changes}`);
+        last = answer;
+      };
+      await step("udev entry written, then announced", async () => {
+        await eachAgent((a) =>
+          Deno.writeTextFile(udevEntry(a), "E:ID_SERIAL=denoga-test-serial\n")
+        );
+        await announce();
+      });
+      assertOk(last.includes('"serial":"denoga-test-serial"'), last);
+      await step("a loop filesystem mounted", async () => {
+        await eachAgent((a) => inNamespace(a, "mount", "-o", "loop,ro", image, `${dir}/mnt`));
+      });
+      assertOk(last.includes(`"mountpoint":"${dir}/mnt"`), last);
+      await step("unmounted", async () => {
+        await eachAgent((a) => inNamespace(a, "umount", `${dir}/mnt`));
+      });
+      await step("udev entry removed, then announced", async () => {
+        await eachAgent((a) => Deno.remove(udevEntry(a)));
+        await announce();
+      });
+      assertOk(!last.includes("denoga-test-serial"), last);
     } finally {
       for (const { agent, client } of agents.values()) {
         client.close();

@@ -85,8 +85,7 @@ async function sizesOf(
   os: OsFiles,
   mounts: readonly MountEntry[],
 ): Promise<StatfsResult[]> {
-  const { disks } = agent.platform;
-  if (disks.statfsAll === undefined) return await eachMount(mounts, (m) => disks.statfs(m.path));
+  if (agent.platform.disks.statfsAll === undefined) return await statfsEach(agent, mounts);
   // Look-ups name paths as text: only mount points whose bytes the text gives back exactly.
   const exact = mounts.every((m) => sameBytes(utf8.encode(m.dirname), m.path));
   if (os.lookUp !== undefined && exact) {
@@ -94,7 +93,25 @@ async function sizesOf(
     const sizes = answers.map((a) => a !== undefined && "value" in a ? a.value : undefined);
     if (sizes.every((v) => v !== undefined)) return sizes as StatfsResult[];
   }
-  return await disks.statfsAll(mounts.map((m) => m.path));
+  return await statfsEach(agent, mounts);
+}
+
+/** statfs of every mount, in one operation where the `disks` facet batches them. */
+function statfsEach(agent: Agent, mounts: readonly MountEntry[]): Promise<StatfsResult[]> {
+  const { disks } = agent.platform;
+  return disks.statfsAll === undefined
+    ? eachMount(mounts, (m) => disks.statfs(m.path))
+    : disks.statfsAll(mounts.map((m) => m.path));
+}
+
+/**
+ * The mount list and its device walks, kept while neither the mount table nor any device
+ * changed (the `os` facet's change cache, where it reports device events): a poll of an unchanged
+ * guest then costs only the statfs of each mount, as qemu-ga's statvfs calls.
+ */
+function devicesCached<T>(agent: Agent, key: string, compute: () => Promise<T>): Promise<T> {
+  const os = agent.platform.os;
+  return os.cached !== undefined ? os.cached(key, [], compute, { devices: true }) : compute();
 }
 
 const utf8 = new TextEncoder();
@@ -124,21 +141,30 @@ export const guestGetFsinfo = defineCommand({
   args: [],
   returns: t.list(guestFilesystemInfo),
   run: async (_args, agent) => {
-    // The mount table and the files the last poll's walks began with, in one look-up.
-    const ahead = await readAheadAsLastTime(agent.platform.os);
-    const mounts = await agent.platform.mounts(ahead);
-    // qemu-ga stops at the first mount whose devices it cannot walk; sysfs walks do not hang,
-    // so all run first and statvfs (which can, on a dead mount) only when none failed.
-    // The files every walk starts with, read in one go (unless read ahead already).
-    const os = await readAhead(ahead, mounts);
-    const walks = await eachMount(mounts, async (m) => {
-      const walk: DeviceWalk = { disks: [] };
-      await walkDevice(os, `/sys/dev/block/${m.devmajor}:${m.devminor}`, walk);
-      return walk;
+    // Set when the walks were made now: the files read for them may include last poll's sizes.
+    let fresh: OsFiles | undefined;
+    const { mounts, walks } = await devicesCached(agent, "fsinfo walks", async () => {
+      // The mount table and the files the last poll's walks began with, in one look-up.
+      const ahead = await readAheadAsLastTime(agent.platform.os);
+      const mounts = await agent.platform.mounts(ahead);
+      // qemu-ga stops at the first mount whose devices it cannot walk; sysfs walks do not hang,
+      // so all run first and statvfs (which can, on a dead mount) only when none failed.
+      // The files every walk starts with, read in one go (unless read ahead already).
+      const os = await readAhead(ahead, mounts);
+      const walks = await eachMount(mounts, async (m) => {
+        const walk: DeviceWalk = { disks: [] };
+        await walkDevice(os, `/sys/dev/block/${m.devmajor}:${m.devminor}`, walk);
+        return walk;
+      });
+      // A failed walk is not kept: the next poll walks again.
+      const failed = walks.find((w) => w.error !== undefined);
+      if (failed !== undefined) throw genericError(failed.error!);
+      fresh = os;
+      return { mounts, walks };
     });
-    const failed = walks.find((w) => w.error !== undefined);
-    if (failed !== undefined) throw genericError(failed.error!);
-    const sizes = await sizesOf(agent, os, mounts);
+    const sizes = fresh !== undefined
+      ? await sizesOf(agent, fresh, mounts)
+      : await statfsEach(agent, mounts);
     const list = mounts.map((m, i) => filesystemInfo(m, walks[i], sizes[i]));
     // qemu-ga prepends each mount's entry.
     return list.reverse();
