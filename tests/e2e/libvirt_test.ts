@@ -25,7 +25,6 @@ import {
   type Libvirtd,
   missingLibvirtPrerequisite,
   startLibvirtd,
-  type VirshResult,
 } from "../fixtures/libvirt/daemon.ts";
 import { domainXml, makeDisk, makeNvmeDisk } from "../fixtures/libvirt/domain.ts";
 import {
@@ -34,11 +33,19 @@ import {
   agentReturn,
   type CaseContext,
   DOMAIN,
+  GUESTINFO_SENDS,
   STATE_CASES,
   succeeded,
   text,
   type VirshCase,
 } from "../fixtures/libvirt/cases.ts";
+import {
+  assertSameOutputs,
+  type BootResult,
+  clockReading,
+  runCases,
+  waitForAgent,
+} from "../fixtures/libvirt/run.ts";
 import {
   buildGuestImage,
   defaultCacheDir,
@@ -56,29 +63,11 @@ const BOOT_TIMEOUT_MS = 120_000;
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 /** libvirt's per-command agent timeout (seconds) during the test; its default of 5 is tight on TCG. */
 const AGENT_TIMEOUT_S = 30;
-/** How far a guest clock reading may be from the expected time. */
-const CLOCK_SLACK_S = 5;
 /** A time set in the guest by `domtime --time`. */
 const PAST_TIME_S = 1_000_000_000;
 /** A SHA-512 crypt hash set by `set-user-password --encrypted`. */
 const CRYPTED =
   "$6$denogae2esalt0$PlUdR5x7ND6xe5ay7KaWJNHDF8HPLqnPJ/EU1wo3VPIHmQRcHTe8dcsdwD9PYa9H812KxLKZF.vROxCdipz01.";
-
-/** `DENOGA_E2E_VERBOSE=1` prints every compared output. */
-const VERBOSE = Deno.env.get("DENOGA_E2E_VERBOSE") === "1";
-
-/** `Time: N` within {@link CLOCK_SLACK_S} of [lo, hi], normalized to the expectation's name. */
-function clockReading(r: VirshResult, lo: number, hi: number, name: string): string {
-  succeeded(r);
-  const m = r.stdout.match(/^Time: (\d+)\s*$/m);
-  assertOk(m !== null, `no "Time: N" in ${JSON.stringify(r.stdout)}`);
-  const t = Number(m[1]);
-  assertOk(
-    t >= lo - CLOCK_SLACK_S && t <= hi + CLOCK_SLACK_S,
-    `guest time ${t} is not within ${CLOCK_SLACK_S} s of ${name} [${lo}, ${hi}]`,
-  );
-  return text({ ...r, stdout: r.stdout.replace(m[0], `Time: <${name}>`) });
-}
 
 /** Reads a guest file through guest-file-open/read/close, as `virsh qemu-agent-command` calls. */
 async function readGuestFile(ctx: CaseContext, path: string): Promise<string> {
@@ -125,15 +114,7 @@ function shadowCase(
   };
 }
 
-const GUESTINFO_SENDS: Record<string, string> = {
-  "--os": "guest-get-osinfo",
-  "--hostname": "guest-get-host-name",
-  "--timezone": "guest-get-timezone",
-  "--user": "guest-get-users",
-  "--filesystem": "guest-get-fsinfo",
-  "--disk": "guest-get-disks",
-  "--interface": "guest-network-get-interfaces",
-};
+const SHUTDOWN_CASE = "shutdown --mode agent";
 
 /** Every virsh command that talks to the agent, in the order run; guest-shutdown last. */
 const CASES: readonly VirshCase[] = [
@@ -291,7 +272,7 @@ const CASES: readonly VirshCase[] = [
   ),
   ...STATE_CASES,
   {
-    name: "shutdown --mode agent",
+    name: SHUTDOWN_CASE,
     sends: ["guest-shutdown"],
     run: async (ctx) => {
       const r = await ctx.virsh(["shutdown", DOMAIN, "--mode", "agent"]);
@@ -308,28 +289,6 @@ const CASES: readonly VirshCase[] = [
   },
 ];
 
-/** Sends guest-ping through libvirt until the agent answers. */
-async function waitForAgent(libvirtd: Libvirtd): Promise<void> {
-  const deadline = Date.now() + BOOT_TIMEOUT_MS;
-  for (let i = 1;; i++) {
-    const r = await libvirtd.virsh(["qemu-agent-command", DOMAIN, agentCommand("guest-ping")]);
-    if (r.code === 0) return;
-    if (Date.now() > deadline || i % 8 === 0) {
-      const state = (await libvirtd.virsh(["domstate", DOMAIN])).stdout.trim();
-      if (Date.now() > deadline || state !== "running") {
-        throw new Error(`agent not answering (domain ${state}): ${r.stderr}`);
-      }
-    }
-    await new Promise((res) => setTimeout(res, 250));
-  }
-}
-
-/** What one boot produced: the compared text per case name, and failures. */
-interface BootResult {
-  outputs: Map<string, string>;
-  failures: string[];
-}
-
 /** Boots the domain with `image` and runs every case `agent` may run. */
 async function bootAndRun(
   libvirtd: Libvirtd,
@@ -338,7 +297,6 @@ async function bootAndRun(
 ): Promise<BootResult> {
   const dir = await Deno.makeTempDir({ prefix: `denoga-libvirt-${agent}-` });
   const consoleLog = `${dir}/console.log`;
-  const result: BootResult = { outputs: new Map(), failures: [] };
   const virsh = (args: string[]) => libvirtd.virsh(args);
   let shown = false;
   const showGuest = () => {
@@ -375,7 +333,7 @@ async function bootAndRun(
       if (r.code !== 0) throw new Error(`virsh ${args.join(" ")}: ${text(r)}`);
     }
     const started = performance.now();
-    await waitForAgent(libvirtd);
+    await waitForAgent(libvirtd, BOOT_TIMEOUT_MS);
     console.log(
       `[${agent}] boot-to-agent-ready through libvirt: ` +
         `${((performance.now() - started) / 1000).toFixed(2)} s`,
@@ -383,33 +341,8 @@ async function bootAndRun(
     const timeout = await virsh(["guest-agent-timeout", DOMAIN, "--timeout", `${AGENT_TIMEOUT_S}`]);
     if (timeout.code !== 0) throw new Error(`guest-agent-timeout: ${text(timeout)}`);
 
-    let shutDown = false;
-    for (const c of CASES) {
-      const before = Date.now() / 1000;
-      let out: VirshResult;
-      try {
-        out = c.run ? await c.run({ agent, virsh }) : await virsh(c.args!);
-      } catch (e) {
-        out = { code: -1, stdout: "", stderr: `${e instanceof Error ? e.message : e}\n` };
-      }
-      const after = Date.now() / 1000;
-      if (c.name.startsWith("shutdown")) shutDown = out.code === 0;
-      try {
-        if (c.check) result.outputs.set(c.name, c.check(out, { before, after }));
-        else {
-          succeeded(out);
-          result.outputs.set(c.name, text(out));
-        }
-        console.log(`[${agent}] ok (${(after - before).toFixed(2)} s): virsh ${c.name}`);
-        if (VERBOSE) {
-          console.log(`  ${result.outputs.get(c.name)!.trimEnd().replaceAll("\n", "\n  ")}`);
-        }
-      } catch (e) {
-        result.outputs.set(c.name, text(out));
-        result.failures.push(`${c.name}: ${e instanceof Error ? e.message : e}`);
-        console.log(`[${agent}] FAILED: virsh ${c.name}\n${text(out)}`);
-      }
-    }
+    const result = await runCases(agent, virsh, CASES);
+    const shutDown = result.codes.get(SHUTDOWN_CASE) === 0;
     if (!shutDown) await virsh(["destroy", DOMAIN]);
     if (result.failures.length > 0) showGuest();
     else {
@@ -486,22 +419,7 @@ async function scenario(t: Deno.TestContext): Promise<void> {
     await libvirtd.stop();
   }
   await t.step("denoga's virsh output equals qemu-ga's", () => {
-    const qga = results["qemu-ga"]?.outputs;
-    const den = results.denoga?.outputs;
-    assertOk(qga !== undefined && den !== undefined, "a boot did not complete");
-    const mismatches: string[] = [];
-    for (const [name, theirs] of den) {
-      const ours = qga.get(name);
-      if (ours !== theirs) {
-        mismatches.push(
-          `virsh ${name}\n--- qemu-ga\n${ours}\n--- denoga\n${theirs}`,
-        );
-      }
-    }
-    console.log(`compared ${den.size} virsh command(s), ${mismatches.length} differ`);
-    assertEquals([...den.keys()], [...qga.keys()], "the same commands ran for both agents");
-    for (const m of mismatches) console.log(`MISMATCH: ${m}`);
-    assertEquals(mismatches.length, 0, `${mismatches.length} virsh output(s) differ`);
+    assertSameOutputs(results["qemu-ga"], results.denoga);
   });
   console.log(
     `libvirt e2e: ${((performance.now() - t0) / 1000).toFixed(1)} s in all ` +
