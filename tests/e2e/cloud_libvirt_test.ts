@@ -57,7 +57,10 @@ import {
   DOMAIN,
   EXEC_CASES,
   execInGuest,
+  freezeCases,
+  FSTRIM_CASES,
   GUESTINFO_SENDS,
+  guestStateCases,
   raw,
   succeeded,
   text,
@@ -182,34 +185,11 @@ const CASES: readonly VirshCase[] = [
   raw("guest-get-timezone", "guest-get-timezone"),
   ...Object.entries(GUESTINFO_WANTS).map(([flag, want]) => guestinfoCase([flag], want)),
   guestinfoCase([], Object.values(GUESTINFO_WANTS).flat()),
-  {
-    name: "domhostname --source agent",
-    sends: ["guest-get-host-name"],
-    args: ["domhostname", DOMAIN, "--source", "agent"],
-    check: (r) => (assertEquals(r.stdout.trim(), CLOUD_HOSTNAME), text(r)),
-  },
-  {
-    name: "domifaddr --source agent",
-    sends: ["guest-network-get-interfaces"],
-    args: ["domifaddr", DOMAIN, "--source", "agent"],
-    check: (r) => {
-      succeeded(r);
-      for (const want of [GUEST_IPV4, GUEST_MAC]) {
-        assertOk(r.stdout.includes(want), `domifaddr lacks ${want}:\n${r.stdout}`);
-      }
-      return text(r);
-    },
-  },
-  {
-    name: "domfsinfo",
-    sends: ["guest-get-fsinfo"],
-    args: ["domfsinfo", DOMAIN],
-    check: (r) => {
-      succeeded(r);
-      assertOk(/^\s*\/\s+vda\s+ext4\s+vda\s*$/m.test(r.stdout), `domfsinfo:\n${r.stdout}`);
-      return text(r);
-    },
-  },
+  ...guestStateCases({
+    hostname: CLOUD_HOSTNAME,
+    addresses: [GUEST_IPV4, GUEST_MAC],
+    fsinfo: /^\s*\/\s+vda\s+ext4\s+vda\s*$/m,
+  }),
   {
     name: "domtime",
     sends: ["guest-get-time"],
@@ -247,40 +227,8 @@ const CASES: readonly VirshCase[] = [
     (h) => (assertEquals(h, CRYPTED), h),
   ),
   ...EXEC_CASES,
-  { name: "domfstrim", sends: ["guest-fstrim"], args: ["domfstrim", DOMAIN] },
-  {
-    name: "domfstrim --minimum 4096",
-    sends: ["guest-fstrim"],
-    args: ["domfstrim", DOMAIN, "--minimum", "4096"],
-  },
-  {
-    name: "domfsfreeze",
-    sends: ["guest-fsfreeze-freeze"],
-    args: ["domfsfreeze", DOMAIN],
-    check: (r) => (assertOk(/Froze 1 filesystem/.test(r.stdout), text(r)), text(r)),
-  },
-  raw("guest-fsfreeze-status (frozen)", "guest-fsfreeze-status", undefined, (r) => {
-    assertEquals(agentReturn(r), "frozen");
-    return text(r);
-  }),
-  {
-    name: "domfsthaw",
-    sends: ["guest-fsfreeze-thaw"],
-    args: ["domfsthaw", DOMAIN],
-    check: (r) => (assertOk(/Thawed 1 filesystem/.test(r.stdout), text(r)), text(r)),
-  },
-  {
-    name: "domfsfreeze --mountpoint /",
-    sends: ["guest-fsfreeze-freeze-list"],
-    args: ["domfsfreeze", DOMAIN, "--mountpoint", "/"],
-    check: (r) => (assertOk(/Froze 1 filesystem/.test(r.stdout), text(r)), text(r)),
-  },
-  {
-    name: "domfsthaw (after --mountpoint)",
-    sends: ["guest-fsfreeze-thaw"],
-    args: ["domfsthaw", DOMAIN],
-    check: (r) => (assertOk(/Thawed 1 filesystem/.test(r.stdout), text(r)), text(r)),
-  },
+  ...FSTRIM_CASES,
+  ...freezeCases("/"),
   raw("guest-fsfreeze-status (thawed)", "guest-fsfreeze-status", undefined, (r) => {
     assertEquals(agentReturn(r), "thawed");
     return text(r);

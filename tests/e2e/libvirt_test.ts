@@ -33,7 +33,10 @@ import {
   agentReturn,
   type CaseContext,
   DOMAIN,
+  freezeCases,
+  FSTRIM_CASES,
   GUESTINFO_SENDS,
+  guestStateCases,
   STATE_CASES,
   succeeded,
   text,
@@ -152,34 +155,11 @@ const CASES: readonly VirshCase[] = [
       return text(r);
     },
   },
-  {
-    name: "domhostname --source agent",
-    sends: ["guest-get-host-name"],
-    args: ["domhostname", DOMAIN, "--source", "agent"],
-    check: (r) => (assertEquals(r.stdout.trim(), GUEST_HOSTNAME), text(r)),
-  },
-  {
-    name: "domifaddr --source agent",
-    sends: ["guest-network-get-interfaces"],
-    args: ["domifaddr", DOMAIN, "--source", "agent"],
-    check: (r) => {
-      succeeded(r);
-      for (const want of [GUEST_IPV4, GUEST_IPV6]) {
-        assertOk(r.stdout.includes(want), `domifaddr lacks ${want}:\n${r.stdout}`);
-      }
-      return text(r);
-    },
-  },
-  {
-    name: "domfsinfo",
-    sends: ["guest-get-fsinfo"],
-    args: ["domfsinfo", DOMAIN],
-    check: (r) => {
-      succeeded(r);
-      assertOk(/\/mnt\/disk\s+vda\s+ext4\s+vda/.test(r.stdout), `domfsinfo:\n${r.stdout}`);
-      return text(r);
-    },
-  },
+  ...guestStateCases({
+    hostname: GUEST_HOSTNAME,
+    addresses: [GUEST_IPV4, GUEST_IPV6],
+    fsinfo: /\/mnt\/disk\s+vda\s+ext4\s+vda/,
+  }),
   {
     name: "domtime",
     sends: ["guest-get-time"],
@@ -212,42 +192,8 @@ const CASES: readonly VirshCase[] = [
     args: ["domtime", DOMAIN],
     check: (r, { before, after }) => clockReading(r, before, after, "host time"),
   },
-  {
-    name: "domfsfreeze",
-    sends: ["guest-fsfreeze-freeze"],
-    args: ["domfsfreeze", DOMAIN],
-    check: (r) => (assertOk(/Froze 1 filesystem/.test(r.stdout), text(r)), text(r)),
-  },
-  {
-    name: "qemu-agent-command guest-fsfreeze-status (frozen)",
-    sends: ["guest-fsfreeze-freeze", "guest-fsfreeze-status"],
-    args: ["qemu-agent-command", DOMAIN, agentCommand("guest-fsfreeze-status")],
-    check: (r) => (assertEquals(agentReturn(r), "frozen"), text(r)),
-  },
-  {
-    name: "domfsthaw",
-    sends: ["guest-fsfreeze-thaw"],
-    args: ["domfsthaw", DOMAIN],
-    check: (r) => (assertOk(/Thawed 1 filesystem/.test(r.stdout), text(r)), text(r)),
-  },
-  {
-    name: `domfsfreeze --mountpoint ${DISK_MOUNT}`,
-    sends: ["guest-fsfreeze-freeze-list"],
-    args: ["domfsfreeze", DOMAIN, "--mountpoint", DISK_MOUNT],
-    check: (r) => (assertOk(/Froze 1 filesystem/.test(r.stdout), text(r)), text(r)),
-  },
-  {
-    name: "domfsthaw (after --mountpoint)",
-    sends: ["guest-fsfreeze-thaw"],
-    args: ["domfsthaw", DOMAIN],
-    check: (r) => (assertOk(/Thawed 1 filesystem/.test(r.stdout), text(r)), text(r)),
-  },
-  { name: "domfstrim", sends: ["guest-fstrim"], args: ["domfstrim", DOMAIN] },
-  {
-    name: "domfstrim --minimum 4096",
-    sends: ["guest-fstrim"],
-    args: ["domfstrim", DOMAIN, "--minimum", "4096"],
-  },
+  ...freezeCases(DISK_MOUNT),
+  ...FSTRIM_CASES,
   {
     name: `set-user-password ${TEST_USER} (plain)`,
     sends: ["guest-set-user-password"],
