@@ -71,8 +71,9 @@ import {
   assertSameOutputs,
   type BootResult,
   clockReading,
+  guestLogPrinter,
   runCases,
-  waitForAgent,
+  startDomain,
 } from "../fixtures/libvirt/run.ts";
 
 /** Failure guards only: on a loaded machine a TCG boot through cloud-init takes minutes. */
@@ -247,17 +248,7 @@ async function bootAndRun(
   const virsh = agent === "qemu-ga"
     ? async (args: string[]) => asNewerQemuGa(await libvirtd.virsh(args))
     : (args: string[]) => libvirtd.virsh(args);
-  const showGuest = () => {
-    let guest = "";
-    try {
-      guest = Deno.readTextFileSync(consoleLog);
-    } catch {
-      // never booted
-    }
-    console.log(
-      `[${agent}] guest console:\n${guest}\n[${agent}] QEMU log:\n${libvirtd.domainLog(DOMAIN)}`,
-    );
-  };
+  const showGuest = guestLogPrinter(libvirtd, agent, consoleLog);
   try {
     let root = image.root;
     let userData = await Deno.readTextFile(QEMU_GA_USER_DATA);
@@ -283,18 +274,12 @@ async function bootAndRun(
         append: [...CLOUD_ROOT_ARGS],
       }),
     );
-    for (const args of [["define", xml], ["start", DOMAIN]]) {
-      const r = await virsh(args);
-      if (r.code !== 0) throw new Error(`virsh ${args.join(" ")}: ${text(r)}`);
-    }
-    const started = performance.now();
-    await waitForAgent(libvirtd, BOOT_TIMEOUT_MS);
+    const seconds = await startDomain(libvirtd, virsh, xml, BOOT_TIMEOUT_MS, AGENT_TIMEOUT_S);
     console.log(
-      `[${agent}] domain start → first guest-ping answered through libvirt: ` +
-        `${((performance.now() - started) / 1000).toFixed(1)} s`,
+      `[${agent}] domain start → first guest-ping answered through libvirt: ${
+        seconds.toFixed(1)
+      } s`,
     );
-    const timeout = await virsh(["guest-agent-timeout", DOMAIN, "--timeout", `${AGENT_TIMEOUT_S}`]);
-    if (timeout.code !== 0) throw new Error(`guest-agent-timeout: ${text(timeout)}`);
     const casesStarted = performance.now();
     const result = await runCases(agent, virsh, CASES);
     console.log(

@@ -46,8 +46,9 @@ import {
   assertSameOutputs,
   type BootResult,
   clockReading,
+  guestLogPrinter,
   runCases,
-  waitForAgent,
+  startDomain,
 } from "../fixtures/libvirt/run.ts";
 import {
   buildGuestImage,
@@ -244,20 +245,7 @@ async function bootAndRun(
   const dir = await Deno.makeTempDir({ prefix: `denoga-libvirt-${agent}-` });
   const consoleLog = `${dir}/console.log`;
   const virsh = (args: string[]) => libvirtd.virsh(args);
-  let shown = false;
-  const showGuest = () => {
-    if (shown) return;
-    shown = true;
-    let guest = "";
-    try {
-      guest = Deno.readTextFileSync(consoleLog);
-    } catch {
-      // never booted
-    }
-    console.log(
-      `[${agent}] guest console:\n${guest}\n[${agent}] QEMU log:\n${libvirtd.domainLog(DOMAIN)}`,
-    );
-  };
+  const showGuest = guestLogPrinter(libvirtd, agent, consoleLog);
   try {
     await makeDisk(`${dir}/disk.img`);
     await makeNvmeDisk(`${dir}/nvme.img`);
@@ -274,18 +262,8 @@ async function bootAndRun(
         append: ["denoga.noticks"],
       }),
     );
-    for (const args of [["define", xml], ["start", DOMAIN]]) {
-      const r = await virsh(args);
-      if (r.code !== 0) throw new Error(`virsh ${args.join(" ")}: ${text(r)}`);
-    }
-    const started = performance.now();
-    await waitForAgent(libvirtd, BOOT_TIMEOUT_MS);
-    console.log(
-      `[${agent}] boot-to-agent-ready through libvirt: ` +
-        `${((performance.now() - started) / 1000).toFixed(2)} s`,
-    );
-    const timeout = await virsh(["guest-agent-timeout", DOMAIN, "--timeout", `${AGENT_TIMEOUT_S}`]);
-    if (timeout.code !== 0) throw new Error(`guest-agent-timeout: ${text(timeout)}`);
+    const seconds = await startDomain(libvirtd, virsh, xml, BOOT_TIMEOUT_MS, AGENT_TIMEOUT_S);
+    console.log(`[${agent}] boot-to-agent-ready through libvirt: ${seconds.toFixed(2)} s`);
 
     const result = await runCases(agent, virsh, CASES);
     const shutDown = result.codes.get(SHUTDOWN_CASE) === 0;
