@@ -44,6 +44,63 @@ async function sh(...argv: string[]): Promise<void> {
 const inNamespace = (a: Agent, ...argv: string[]) =>
   sh("nsenter", "-t", String(a.proc.pid), "-m", "--", ...argv);
 
+/** One agent of a side-by-side pair, with its connection. */
+interface Side {
+  agent: Agent;
+  client: RawClient;
+}
+
+/**
+ * Starts qemu-ga 10.2.50 and denoga, each in a private mount namespace with a tmpfs /run of its
+ * own that `prepare` then finishes, and connects to both; they go into `into` as they start, so
+ * {@link stopBoth} can stop whatever started.
+ */
+async function startBoth(
+  into: Map<Impl, Side>,
+  prepare: (a: Agent) => Promise<void>,
+  env?: Record<string, string>,
+): Promise<void> {
+  for (const impl of ["qemu-ga", "denoga"] as const) {
+    const agent = await startAgent({
+      impl,
+      newest: true,
+      ...(env ? { env } : {}),
+      wrap: ["unshare", "-m", "--propagation", "private"],
+    });
+    await inNamespace(agent, "mount", "-t", "tmpfs", "denoga-test", "/run");
+    await prepare(agent);
+    into.set(impl, { agent, client: await RawClient.connect(agent.socketPath) });
+  }
+}
+
+async function stopBoth(agents: Map<Impl, Side>): Promise<void> {
+  for (const { agent, client } of agents.values()) {
+    client.close();
+    await agent.stop();
+  }
+}
+
+async function eachAgent(agents: Map<Impl, Side>, fn: (a: Agent) => Promise<void>) {
+  for (const { agent } of agents.values()) await fn(agent);
+}
+
+/**
+ * A test's steps: each makes a change, then `ask` answers for both agents; the answer must
+ * differ from the last one, or with `changes` false stay the same (GLib keeps what it loaded).
+ */
+function stepper(ask: () => Promise<string>, first: string) {
+  const s = {
+    last: first,
+    async step(what: string, change: () => Promise<void>, changes = true): Promise<void> {
+      await change();
+      const answer = await ask();
+      assertOk((answer !== s.last) === changes, `${what}: the replies changed: ${!changes}`);
+      s.last = answer;
+    },
+  };
+  return s;
+}
+
 const osRelease = (name: string) => enc.encode(`ID=${name}\nNAME="${name} linux"\nVERSION_ID=1\n`);
 
 function utmp(users: string[]): Uint8Array {
@@ -67,20 +124,14 @@ realTest(
     }
     await Deno.mkdir(`${dir}/etc`);
     await Deno.symlink(`${zones}/Europe/Berlin`, `${dir}/etc/localtime`);
-    const agents = new Map<Impl, { agent: Agent; client: RawClient }>();
+    const agents = new Map<Impl, Side>();
     try {
-      for (const impl of ["qemu-ga", "denoga"] as const) {
-        const agent = await startAgent({
-          impl,
-          newest: true,
-          env: { QGA_OS_RELEASE: release },
-          wrap: ["unshare", "-m", "--propagation", "private"],
-        });
-        // An empty utmp on a tmpfs of the namespace's own, and the test's /etc.
-        await inNamespace(agent, "mount", "-t", "tmpfs", "denoga-test", "/run");
-        await inNamespace(agent, "mount", "--bind", `${dir}/etc`, "/etc");
-        agents.set(impl, { agent, client: await RawClient.connect(agent.socketPath) });
-      }
+      // An empty utmp on the namespace's own /run, and the test's /etc.
+      await startBoth(
+        agents,
+        (agent) => inNamespace(agent, "mount", "--bind", `${dir}/etc`, "/etc"),
+        { QGA_OS_RELEASE: release },
+      );
       const ask = async () => {
         const replies = new Map<Impl, Json[]>();
         for (const [impl, { client }] of agents) {
@@ -95,19 +146,7 @@ realTest(
         assertEquals(replies.get("denoga"), replies.get("qemu-ga"));
         return JSON.stringify(replies.get("denoga"));
       };
-      let last = "";
-      /** A change, then both agents asked; `changes` false: GLib keeps what it loaded. */
-      const step = async (what: string, change: () => Promise<void>, changes = true) => {
-        await change();
-        const answer = await ask();
-        assertOk((answer !== last) === changes, `${what}: the replies changed: ${!changes}`);
-        last = answer;
-      };
-      const eachAgent = async (fn: (a: Agent) => Promise<void>) => {
-        for (const { agent } of agents.values()) await fn(agent);
-      };
-
-      last = await ask();
+      const { step } = stepper(ask, await ask());
       await step("rewritten in place", () => Deno.writeFile(release, osRelease("second")));
       await step("replaced by rename", async () => {
         await Deno.writeFile(`${dir}/new`, osRelease("third"));
@@ -129,22 +168,30 @@ realTest(
       );
       await step("bind mount over the file", async () => {
         await Deno.writeFile(`${dir}/mounted`, osRelease("mounted"));
-        await eachAgent((a) => inNamespace(a, "mount", "--bind", `${dir}/mounted`, release));
+        await eachAgent(
+          agents,
+          (a) => inNamespace(a, "mount", "--bind", `${dir}/mounted`, release),
+        );
       });
-      await step("unmounted", () => eachAgent((a) => inNamespace(a, "umount", release)));
+      await step("unmounted", () => eachAgent(agents, (a) => inNamespace(a, "umount", release)));
       await step("deleted", () => Deno.remove(release));
       await step("created", () => Deno.writeFile(release, osRelease("again")));
       await step("utmp created", async () => {
-        await eachAgent((a) => Deno.writeFile(`/proc/${a.proc.pid}/root/run/utmp`, utmp(["ann"])));
+        await eachAgent(
+          agents,
+          (a) => Deno.writeFile(`/proc/${a.proc.pid}/root/run/utmp`, utmp(["ann"])),
+        );
       });
       await step("utmp appended", async () => {
-        await eachAgent((a) =>
-          Deno.writeFile(`/proc/${a.proc.pid}/root/run/utmp`, utmp(["ann", "bob"]))
+        await eachAgent(
+          agents,
+          (a) => Deno.writeFile(`/proc/${a.proc.pid}/root/run/utmp`, utmp(["ann", "bob"])),
         );
       });
       await step(
         "utmp under a new tmpfs",
-        () => eachAgent((a) => inNamespace(a, "mount", "-t", "tmpfs", "denoga-test2", "/run")),
+        () =>
+          eachAgent(agents, (a) => inNamespace(a, "mount", "-t", "tmpfs", "denoga-test2", "/run")),
       );
       await step("localtime retargeted", async () => {
         await Deno.symlink(`${zones}/Asia/Kolkata`, `${dir}/etc/localtime.new`);
@@ -174,10 +221,7 @@ realTest(
         () => Deno.writeFile(`${dir}/etc/timezone`, enc.encode("Asia/Kolkata\n")),
       );
     } finally {
-      for (const { agent, client } of agents.values()) {
-        client.close();
-        await agent.stop();
-      }
+      await stopBoth(agents);
       await Deno.remove(dir, { recursive: true });
     }
   },
@@ -212,22 +256,10 @@ realTest(
     await sh("truncate", "-s", "4M", image);
     await sh("mkfs.ext4", "-q", "-F", image);
     await Deno.mkdir(`${dir}/mnt`);
-    const agents = new Map<Impl, { agent: Agent; client: RawClient }>();
+    const agents = new Map<Impl, Side>();
     try {
-      for (const impl of ["qemu-ga", "denoga"] as const) {
-        const agent = await startAgent({
-          impl,
-          newest: true,
-          wrap: ["unshare", "-m", "--propagation", "private"],
-        });
-        // A udev database of the namespace's own: /run/udev/data on a tmpfs.
-        await inNamespace(agent, "mount", "-t", "tmpfs", "denoga-test", "/run");
-        await inNamespace(agent, "mkdir", "-p", "/run/udev/data");
-        agents.set(impl, { agent, client: await RawClient.connect(agent.socketPath) });
-      }
-      const eachAgent = async (fn: (a: Agent) => Promise<void>) => {
-        for (const { agent } of agents.values()) await fn(agent);
-      };
+      // A udev database of the namespace's own: /run/udev/data on its tmpfs.
+      await startBoth(agents, (agent) => inNamespace(agent, "mkdir", "-p", "/run/udev/data"));
       const ask = async () => {
         const replies = new Map<Impl, Json>();
         for (const [impl, { client }] of agents) {
@@ -244,37 +276,33 @@ realTest(
       const udevEntry = (a: Agent) => `/proc/${a.proc.pid}/root/run/udev/data/b${dev}`;
       // Tells every uevent listener that the root disk changed, as udevd's `change` does.
       const announce = () => Deno.writeTextFile(`/sys/dev/block/${dev}/uevent`, "change");
-      let last = await ask();
-      const step = async (what: string, change: () => Promise<void>, changes = true) => {
-        await change();
-        const answer = await ask();
-        assertOk((answer !== last) === changes, `${what}: the replies changed: ${!changes}`);
-        last = answer;
-      };
+      const steps = stepper(ask, await ask());
+      const { step } = steps;
       await step("udev entry written, then announced", async () => {
-        await eachAgent((a) =>
-          Deno.writeTextFile(udevEntry(a), "E:ID_SERIAL=denoga-test-serial\n")
+        await eachAgent(
+          agents,
+          (a) => Deno.writeTextFile(udevEntry(a), "E:ID_SERIAL=denoga-test-serial\n"),
         );
         await announce();
       });
-      assertOk(last.includes('"serial":"denoga-test-serial"'), last);
+      assertOk(steps.last.includes('"serial":"denoga-test-serial"'), steps.last);
       await step("a loop filesystem mounted", async () => {
-        await eachAgent((a) => inNamespace(a, "mount", "-o", "loop,ro", image, `${dir}/mnt`));
+        await eachAgent(
+          agents,
+          (a) => inNamespace(a, "mount", "-o", "loop,ro", image, `${dir}/mnt`),
+        );
       });
-      assertOk(last.includes(`"mountpoint":"${dir}/mnt"`), last);
+      assertOk(steps.last.includes(`"mountpoint":"${dir}/mnt"`), steps.last);
       await step("unmounted", async () => {
-        await eachAgent((a) => inNamespace(a, "umount", `${dir}/mnt`));
+        await eachAgent(agents, (a) => inNamespace(a, "umount", `${dir}/mnt`));
       });
       await step("udev entry removed, then announced", async () => {
-        await eachAgent((a) => Deno.remove(udevEntry(a)));
+        await eachAgent(agents, (a) => Deno.remove(udevEntry(a)));
         await announce();
       });
-      assertOk(!last.includes("denoga-test-serial"), last);
+      assertOk(!steps.last.includes("denoga-test-serial"), steps.last);
     } finally {
-      for (const { agent, client } of agents.values()) {
-        client.close();
-        await agent.stop();
-      }
+      await stopBoth(agents);
       await Deno.remove(dir, { recursive: true });
     }
   },
