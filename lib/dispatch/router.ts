@@ -36,7 +36,7 @@ export const JOB_WEIGHT = 4 * 1024;
 
 const SENTINEL = 0xff;
 const BIG_REPLY = 64 * 1024;
-/** Size of the session's reusable output buffer; larger batches get a buffer of their own. */
+/** Size of the session's reusable output buffer, into which small replies are batched. */
 const OUT_BUFFER = 64 * 1024;
 const encoder = new TextEncoder();
 
@@ -356,26 +356,27 @@ export class Session {
         const parts = this.#out;
         let size: number;
         let data: Uint8Array;
-        let own = true;
+        /** A big reply line of its own, given back once written. */
+        let release = false;
         const first = parts[0];
         if (typeof first !== "string" && (parts.length === 1 || first.length >= BIG_REPLY)) {
           // A big reply goes out on its own, as it is, rather than copied next to small ones.
           data = first;
           size = data.length;
+          release = size >= BIG_REPLY;
           parts.shift();
         } else {
           let count = 1;
           size = first.length;
-          // Small replies go out in batches that fit the reusable buffer: a backlog of them
-          // costs no buffer of its own (malloc keeps big freed buffers).
+          // Small replies (each under BIG_REPLY, which is no more than OUT_BUFFER) go out in
+          // batches that fit the reusable buffer: a backlog of them costs no buffer of its own.
           while (
             count < parts.length && parts[count].length < BIG_REPLY &&
             size + parts[count].length <= OUT_BUFFER
           ) {
             size += parts[count++].length;
           }
-          own = size > OUT_BUFFER;
-          data = own ? new Uint8Array(size) : (this.#buf ??= new Uint8Array(OUT_BUFFER));
+          data = this.#buf ??= new Uint8Array(OUT_BUFFER);
           let o = 0;
           for (let k = 0; k < count; k++) {
             const p = parts[k];
@@ -396,7 +397,7 @@ export class Session {
         this.#inflight = 0;
         this.#written += size;
         // Give megabyte replies back at once instead of whenever V8 collects them.
-        if (own && data.length >= BIG_REPLY && data.buffer instanceof ArrayBuffer) {
+        if (release && data.buffer instanceof ArrayBuffer) {
           data.buffer.transfer(0);
         }
         // Requests held back while the backlog was over the bound may run now.
