@@ -14,6 +14,8 @@
  * @module
  */
 
+import { AGENT_RUN_ENV } from "../lib/run_flags.ts";
+
 /** Counts of one run. */
 export interface Counts {
   passed: number;
@@ -67,6 +69,8 @@ async function main(args: string[]): Promise<number> {
   try {
     const proc = new Deno.Command(Deno.execPath(), {
       args: ["test", "-A", "--no-prompt", `--junit-path=${junit}`, "tests/", ...args],
+      // Every agent a test starts runs as the installed one does, without Deno's update check.
+      env: AGENT_RUN_ENV,
       stdin: "inherit",
       stdout: "inherit",
       stderr: "inherit",
