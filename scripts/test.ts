@@ -21,7 +21,14 @@ export interface Counts {
   passed: number;
   failed: number;
   skipped: number;
+  /** One line per failed test or step: where, which, and the start of its message. */
+  failures: string[];
 }
+
+/** Failure lines printed at the end, and how much of each message: the tail of a log is what
+ * a CI summary shows, and the closing count alone does not say what failed. */
+const MAX_FAILURE_LINES = 20;
+const MAX_MESSAGE_CHARS = 400;
 
 function unescapeXml(s: string): string {
   return s.replace(
@@ -35,17 +42,23 @@ function unescapeXml(s: string): string {
  * `<parent> > <step>` after the tests of their file; they are recognised by that prefix.
  */
 export function countJunit(xml: string): Counts {
-  const counts: Counts = { passed: 0, failed: 0, skipped: 0 };
-  for (const suite of xml.matchAll(/<testsuite\b[^>]*>([\s\S]*?)<\/testsuite>/g)) {
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0, failures: [] };
+  for (const suite of xml.matchAll(/<testsuite\b([^>]*)>([\s\S]*?)<\/testsuite>/g)) {
+    const file = unescapeXml(suite[1].match(/\bname="([^"]*)"/)?.[1] ?? "");
     const names: string[] = [];
-    const cases = suite[1].matchAll(
+    const cases = suite[2].matchAll(
       /<testcase\b[^>]*\bname="([^"]*)"[^>]*?(?:\/>|>([\s\S]*?)<\/testcase>)/g,
     );
     for (const c of cases) {
       const name = unescapeXml(c[1]);
+      const body = c[2] ?? "";
+      const failure = body.match(/<(?:failure|error)\b[^>]*\bmessage="([^"]*)"/);
+      if (failure !== null && !/^\d+ test steps? failed$/.test(failure[1])) {
+        const message = unescapeXml(failure[1]).replace(/\s*\n\s*/g, " | ");
+        counts.failures.push(`FAILED ${file} ${name}: ${message.slice(0, MAX_MESSAGE_CHARS)}`);
+      }
       if (names.some((parent) => name.startsWith(`${parent} > `))) continue;
       names.push(name);
-      const body = c[2] ?? "";
       if (/<(failure|error)\b/.test(body)) counts.failed++;
       else if (/<skipped\b/.test(body)) counts.skipped++;
       else counts.passed++;
@@ -56,7 +69,11 @@ export function countJunit(xml: string): Counts {
 
 /** The closing lines for `counts`. */
 export function closingLines(counts: Counts): string[] {
-  const lines = counts.skipped > 0 ? [`${counts.skipped} skipped`] : [];
+  const lines = counts.failures.slice(0, MAX_FAILURE_LINES);
+  if (counts.failures.length > MAX_FAILURE_LINES) {
+    lines.push(`… and ${counts.failures.length - MAX_FAILURE_LINES} more failures`);
+  }
+  if (counts.skipped > 0) lines.push(`${counts.skipped} skipped`);
   lines.push(`${counts.passed} passed, ${counts.failed} failed`);
   return lines;
 }
@@ -82,7 +99,9 @@ async function main(args: string[]): Promise<number> {
     } catch {
       xml = undefined;
     }
-    counts = xml === undefined ? { passed: 0, failed: 0, skipped: 0 } : countJunit(xml);
+    counts = xml === undefined
+      ? { passed: 0, failed: 0, skipped: 0, failures: [] }
+      : countJunit(xml);
     if (code !== 0 && counts.failed === 0) {
       console.error(`deno test exited with status ${code} without reporting a failed test`);
       counts.failed = 1;

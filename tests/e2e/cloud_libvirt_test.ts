@@ -68,6 +68,7 @@ import {
   type VirshCase,
 } from "../fixtures/libvirt/cases.ts";
 import {
+  assertNoFailures,
   assertSameOutputs,
   type BootResult,
   clockReading,
@@ -340,7 +341,7 @@ Deno.test({
         await t.step(`${agent}: the virsh agent commands in the cloud guest`, async () => {
           const r = await bootAndRun(libvirtd, agent, image, release);
           results[agent] = r;
-          assertEquals(r.failures, [], `${agent}: ${r.failures.length} virsh command(s) failed`);
+          assertNoFailures(agent, r);
         });
       }
     } finally {

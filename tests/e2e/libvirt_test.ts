@@ -43,6 +43,7 @@ import {
   type VirshCase,
 } from "../fixtures/libvirt/cases.ts";
 import {
+  assertNoFailures,
   assertSameOutputs,
   type BootResult,
   clockReading,
@@ -336,7 +337,7 @@ async function scenario(t: Deno.TestContext): Promise<void> {
       await t.step(name, async () => {
         const r = await bootAndRun(libvirtd, agent, images[agent]);
         results[agent] = r;
-        assertEquals(r.failures, [], `${agent}: ${r.failures.length} virsh command(s) failed`);
+        assertNoFailures(agent, r);
       });
     }
   } finally {
