@@ -7,6 +7,7 @@
  */
 
 import { genericError } from "./errors.ts";
+import { VERBATIM_ROOM, VerbatimString } from "./protocol/value.ts";
 
 const RANK = new Int16Array(128).fill(-1);
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("").forEach(
@@ -69,4 +70,34 @@ function decodeLikeGlib(input: string): Uint8Array {
 /** Standard padded base64 (g_base64_encode). */
 export function encodeBase64(data: Uint8Array): string {
   return data.toBase64();
+}
+
+/** Input bytes per native encoding step of {@link encodeBase64Bytes}: a multiple of 3. */
+const BYTES_STEP = 3 * 16 * 1024;
+const asciiEncoder = new TextEncoder();
+
+/**
+ * {@link encodeBase64}'s text as ASCII bytes, with `room` spare bytes before and after them in
+ * their buffer. Encoded a slice at a time, so no string of the whole text ever exists: a 48 MiB
+ * read costs its 64 MiB of text once, not once as a string and again as bytes.
+ */
+export function encodeBase64Bytes(data: Uint8Array, room: number): Uint8Array {
+  const size = Math.ceil(data.length / 3) * 4;
+  const out = new Uint8Array(room + size + room);
+  let o = room;
+  for (let i = 0; i < data.length; i += BYTES_STEP) {
+    const text = data.subarray(i, i + BYTES_STEP).toBase64();
+    o += asciiEncoder.encodeInto(text, out.subarray(o)).written;
+  }
+  return out.subarray(room, room + size);
+}
+
+/** Data from which base64 goes into a reply as bytes: its text fills a big reply line alone. */
+const BYTES_MIN = 48 * 1024;
+
+/** `data` as base64 for a reply: text when small, bytes with room for the reply line when big. */
+export function verbatimBase64(data: Uint8Array): VerbatimString {
+  return new VerbatimString(
+    data.length >= BYTES_MIN ? encodeBase64Bytes(data, VERBATIM_ROOM) : encodeBase64(data),
+  );
 }

@@ -14,12 +14,11 @@
 
 import type { Agent } from "../agent.ts";
 import { audited } from "../audit.ts";
-import { decodeBase64, encodeBase64 } from "../base64.ts";
+import { decodeBase64, verbatimBase64 } from "../base64.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError } from "../errors.ts";
 import type { CaptureMode, ExecOutcome } from "../platform/exec.ts";
-import { VerbatimString } from "../protocol/value.ts";
 
 /** Finished records nobody has asked about yet that denoga keeps (qemu-ga: unbounded). */
 export const MAX_UNQUERIED = 1024;
@@ -116,7 +115,7 @@ export const guestExecStatus = defineCommand({
     table.remove(rec);
     const stream = (c: { data: Uint8Array; truncated: boolean }) =>
       c.data.length > 0
-        ? { data: new VerbatimString(encodeBase64(c.data)), truncated: c.truncated }
+        ? { data: verbatimBase64(c.data), truncated: c.truncated }
         : { data: undefined, truncated: undefined };
     const out = stream(o.out);
     const err = stream(o.err);

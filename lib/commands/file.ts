@@ -21,12 +21,11 @@ import {
 } from "../../ffi/libc.ts";
 import type { Agent } from "../agent.ts";
 import { audited } from "../audit.ts";
-import { decodeBase64, encodeBase64 } from "../base64.ts";
+import { decodeBase64, verbatimBase64 } from "../base64.ts";
 import { t } from "../dispatch/schema.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError, QgaError } from "../errors.ts";
 import { GuestFile, stdioBufferSize } from "../guest_file.ts";
-import { VerbatimString } from "../protocol/value.ts";
 
 /** Default and maximum `count` of guest-file-read (QGA_READ_COUNT_DEFAULT, 48 MiB cap). */
 export const READ_COUNT_DEFAULT = 4096n;
@@ -211,7 +210,7 @@ export const guestFileRead = defineCommand({
     f.rw = "reading";
     const reply = {
       count: got.data.length,
-      "buf-b64": new VerbatimString(encodeBase64(got.data)),
+      "buf-b64": verbatimBase64(got.data),
       eof: got.eof,
     };
     // Release up to 48 MiB now rather than whenever V8 collects it (peak RSS).

@@ -75,12 +75,22 @@ interface Job {
 function line(chunks: readonly (string | Uint8Array)[], delimited = false): Uint8Array | string {
   let length = delimited ? 2 : 1;
   let text = !delimited;
-  for (const c of chunks) {
+  let bytes = -1;
+  for (let k = 0; k < chunks.length; k++) {
+    const c = chunks[k];
     length += c.length;
-    if (typeof c !== "string") text = false;
+    if (typeof c !== "string") {
+      // The index of the one byte piece; -2 once there are several.
+      bytes = bytes === -1 ? k : -2;
+      text = false;
+    }
   }
   if (text && length < BIG_REPLY) {
     return chunks.length === 1 ? chunks[0] + "\n" : chunks.join("") + "\n";
+  }
+  if (bytes >= 0) {
+    const inPlace = around(chunks, bytes, length, delimited);
+    if (inPlace !== undefined) return inPlace;
   }
   const out = new Uint8Array(length);
   let o = 0;
@@ -93,6 +103,32 @@ function line(chunks: readonly (string | Uint8Array)[], delimited = false): Uint
       o += c.length;
       if (c.length >= BIG_REPLY && c.buffer instanceof ArrayBuffer) c.buffer.transfer(0);
     }
+  }
+  out[o] = 0x0a;
+  return out;
+}
+
+/**
+ * The line built in the buffer of its one byte piece, `chunks[at]`, when that buffer has room
+ * for the text before and after it (see VERBATIM_ROOM): no second copy of a megabyte reply.
+ */
+function around(
+  chunks: readonly (string | Uint8Array)[],
+  at: number,
+  length: number,
+  delimited: boolean,
+): Uint8Array | undefined {
+  const piece = chunks[at] as Uint8Array;
+  let before = delimited ? 1 : 0;
+  for (let k = 0; k < at; k++) before += chunks[k].length;
+  const start = piece.byteOffset - before;
+  if (start < 0 || start + length > piece.buffer.byteLength) return undefined;
+  const out = new Uint8Array(piece.buffer, start, length);
+  let o = 0;
+  if (delimited) out[o++] = SENTINEL;
+  for (let k = 0; k < chunks.length; k++) {
+    const c = chunks[k];
+    o += typeof c === "string" ? encoder.encodeInto(c, out.subarray(o)).written : c.length;
   }
   out[o] = 0x0a;
   return out;

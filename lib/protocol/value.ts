@@ -30,10 +30,17 @@ export type QValue = null | boolean | bigint | number | string | QValue[] | QDic
 export class VerbatimString {
   /**
    * `text` may also be the ASCII bytes of the string; such bytes are handed over: the reply
-   * builder releases them once copied.
+   * builder releases them once copied, or, when their buffer has {@link VERBATIM_ROOM} spare
+   * bytes before and after them, writes the rest of the reply line around them in place.
    */
   constructor(readonly text: string | Uint8Array) {}
 }
+
+/**
+ * Spare bytes on each side of verbatim bytes that let the reply line be built in their own
+ * buffer: a megabyte reply then exists once in memory instead of as its text and its line.
+ */
+export const VERBATIM_ROOM = 1024;
 
 /** What a command may hand to the writer: parsed values, plus plain objects for output structs. */
 export type ReplyValue =

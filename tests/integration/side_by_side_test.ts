@@ -941,6 +941,8 @@ function makeFile(path: string, content: string, mode = 0o644): Step {
 }
 
 const HELLO = b64("Hello World!\n\0");
+/** 200 KiB of every byte value in a scrambled order. */
+const BIG_FILE = Uint8Array.from({ length: 200 * 1024 }, (_, i) => (i * 7919 + (i >> 8)) & 0xff);
 
 const VALID_MODES = [
   "r",
@@ -1010,6 +1012,20 @@ const files: Case[] = [
       fileHex("@DIR@/m.txt"),
     ],
   })),
+  {
+    // Big reads go out as base64 bytes with the reply line built around them in their buffer;
+    // an id longer than the room kept around them takes the copying path.
+    name: "big reads, with a short and a long id",
+    steps: [
+      { host: (ctx) => Deno.writeFile(ctx.path("@DIR@/big.bin"), BIG_FILE) },
+      { req: open("@DIR@/big.bin", "r"), capture: "h" },
+      { req: read("@h@", "100000") },
+      { req: exec("guest-file-read", '{"handle":@h@,"count":70000}', `"${"i".repeat(3000)}"`) },
+      { req: exec("guest-file-read", '{"handle":@h@,"count":60000}', "[1, {}]") },
+      { req: read("@h@", "100000") },
+      { req: close() },
+    ],
+  },
   ...VALID_MODES.filter((m) => !m.startsWith("r")).map((mode): Case => ({
     name: `open mode ${mode} creates a missing file with mode 0666`,
     steps: [

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../assert.ts";
-import { decodeBase64, encodeBase64 } from "../../lib/base64.ts";
+import { decodeBase64, encodeBase64, encodeBase64Bytes } from "../../lib/base64.ts";
 import { QgaError } from "../../lib/errors.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -35,4 +35,16 @@ Deno.test("encoding is standard padded base64", () => {
     "aGVsbG8gcWdhCmxpbmUyCg==",
   );
   assertEquals(encodeBase64(new Uint8Array()), "");
+});
+
+Deno.test("base64 as bytes: the same text, slice by slice, with spare room on both sides", () => {
+  const step = 3 * 16 * 1024;
+  let seed = 7;
+  for (const size of [0, 1, 2, 3, 4, step - 1, step, step + 1, 2 * step + 2]) {
+    const data = new Uint8Array(size).map(() => (seed = (seed * 1103515245 + 12345) >>> 0) >> 24);
+    const got = encodeBase64Bytes(data, 100);
+    assertEquals(got.byteOffset, 100, `size ${size}`);
+    assertEquals(got.buffer.byteLength, got.length + 200, `size ${size}`);
+    assertEquals(text(got) === encodeBase64(data), true, `size ${size}`);
+  }
 });
