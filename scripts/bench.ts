@@ -32,7 +32,8 @@
  * wrapper script must `exec` the agent: RSS is read from the spawned PID).
  *
  * Options: `--quick` (short run for the smoke test), `--only=denoga|qemu-ga`, `--size=MiB` (file
- * size, default 256), `--rounds=N`, `--source`. Environment: `QEMU_GA` overrides
+ * size, default 256), `--rounds=N`, `--source`, `--pipelined-only` (only the pipelined pings, with
+ * the floor; the figures are in the progress lines and one median line). Environment: `QEMU_GA` overrides
  * `/usr/sbin/qemu-ga`. Without qemu-ga, denoga runs alone and the ratios are null.
  *
  * Output: a table (absolute figures, ratios denoga/qemu-ga, targets) and one line
@@ -87,10 +88,12 @@ export interface BenchOptions {
   poll: boolean;
   /** Run only the poll benchmark. */
   pollOnly: boolean;
+  /** Run only the pipelined guest-ping measurement (all agents and the floor, `rounds` times). */
+  pipelinedOnly: boolean;
 }
 
 const USAGE = "usage: bench.ts [--quick] [--only=denoga|qemu-ga] [--size=MiB] [--rounds=N] " +
-  "[--source] [--no-poll | --poll-only]";
+  "[--source] [--no-poll | --poll-only | --pipelined-only]";
 
 /** Parses the command line; throws on unknown options. */
 export function parseOptions(args: readonly string[]): BenchOptions {
@@ -101,10 +104,12 @@ export function parseOptions(args: readonly string[]): BenchOptions {
   let source = false;
   let poll = true;
   let pollOnly = false;
+  let pipelinedOnly = false;
   for (const a of args) {
     if (a === "--quick") quick = true;
     else if (a === "--no-poll") poll = false;
     else if (a === "--poll-only") pollOnly = true;
+    else if (a === "--pipelined-only") pipelinedOnly = true;
     else if (a === "--source") source = true;
     else if (a.startsWith("--only=")) {
       const v = a.slice("--only=".length);
@@ -125,6 +130,9 @@ export function parseOptions(args: readonly string[]): BenchOptions {
     }
   }
   if (pollOnly && !poll) throw new Error(`--poll-only and --no-poll exclude each other`);
+  if (pipelinedOnly && pollOnly) {
+    throw new Error(`--pipelined-only and --poll-only exclude each other`);
+  }
   const size = sizeMiB ?? (quick ? 8 : 256);
   return {
     quick,
@@ -137,8 +145,9 @@ export function parseOptions(args: readonly string[]): BenchOptions {
     rounds: rounds ?? (quick ? 1 : 3),
     idleSettleMs: quick ? 200 : 1000,
     source,
-    poll,
+    poll: poll && !pipelinedOnly,
     pollOnly,
+    pipelinedOnly,
   };
 }
 
@@ -1403,15 +1412,20 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
         `bench: ${impls.join(" vs ")}, file size ${o.sizeMiB} MiB, ${o.pingIterations} pings, ` +
           `${o.rounds} round(s)` + (o.quick ? " (quick)" : "") + `; denoga: ${form}`,
       );
-      await each("idle RSS", async (a, f) => {
-        f.idleRssMiB = await idleRssMiB(a, o);
-        return `${fmt(f.idleRssMiB)} MiB`;
-      });
-      const chunk = randomChunk();
-      await each("create read file", async (a) => {
-        await createReadFile(a, o, chunk);
-        return `${o.sizeMiB} MiB`;
-      });
+      const all = !o.pipelinedOnly;
+      if (all) {
+        await each("idle RSS", async (a, f) => {
+          f.idleRssMiB = await idleRssMiB(a, o);
+          return `${fmt(f.idleRssMiB)} MiB`;
+        });
+      }
+      const chunk = all ? randomChunk() : new Uint8Array();
+      if (all) {
+        await each("create read file", async (a) => {
+          await createReadFile(a, o, chunk);
+          return `${o.sizeMiB} MiB`;
+        });
+      }
       const b64 = chunk.toBase64();
       type Runs = {
         ping: number[];
@@ -1427,6 +1441,14 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
       for (let r = 1; r <= o.rounds; r++) {
         const tag = o.rounds > 1 ? ` ${r}/${o.rounds}` : "";
         const list = runners.map((i) => agents.get(i)!);
+        if (!all) {
+          const rates = await measurePipeline(list, o);
+          list.forEach((a, k) => {
+            runs.get(a.impl)!.pipe.push(rates[k]);
+            progress(`pipelined pings${tag}`, a.impl, `${fmt(rates[k], 0)}/s`);
+          });
+          continue;
+        }
         const t0 = performance.now();
         const pings = await measurePing(list, o);
         const pingSecs = ((performance.now() - t0) / 1000).toFixed(1);
@@ -1466,7 +1488,18 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
           return `${fmt(v)} MiB/s`;
         });
       }
-      for (const [impl, m] of runs) {
+      if (!all) {
+        const med = (i: Runner) => runs.has(i) ? median(runs.get(i)!.pipe) : undefined;
+        const d = med("denoga");
+        const fl = med("floor");
+        console.log(
+          `pipelined pings/s, median of ${o.rounds}: ` +
+            runners.map((i) => `${i} ${fmt(med(i), 0)}`).join(", ") +
+            `; denoga/floor ${fmt(ratio(d, fl), 2)} (target ≥ 0.8×)`,
+        );
+        notes.push("--pipelined-only: only the pipelined pings were measured (progress lines)");
+      }
+      for (const [impl, m] of all ? runs : []) {
         const ping = [...m.ping].sort((a, b) => a - b);
         const common = {
           pingMedianUs: percentile(ping, 50),
@@ -1484,7 +1517,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
         f.writeMiBps = median(m.write);
       }
       for (const [impl, a] of agents) {
-        if (impl === "floor") continue;
+        if (impl === "floor" || !all) continue;
         const m = a.memory();
         const f = partial.get(impl as Impl)!;
         f.peakRssMiB = m.hwmMiB;
@@ -1506,7 +1539,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
   }
   const complete = (impl: Impl): AgentFigures | null => {
     const f = partial.get(impl);
-    if (!f || o.pollOnly) return null;
+    if (!f || o.pollOnly || o.pipelinedOnly) return null;
     for (const k of FIGURE_KEYS) {
       if (typeof f[k] !== "number") throw new Error(`internal: ${impl} has no ${k}`);
     }
@@ -1544,8 +1577,10 @@ if (import.meta.main) {
   try {
     const s = await runBench(o);
     console.log("");
-    console.log(renderTable(s));
-    console.log("");
+    if (!o.pipelinedOnly) {
+      console.log(renderTable(s));
+      console.log("");
+    }
     console.log(`BENCH_JSON ${JSON.stringify(s)}`);
   } catch (e) {
     console.error(`bench failed: ${(e as Error).message}`);
