@@ -805,17 +805,31 @@ export async function measureCpu(agents: readonly AgentProc[], o: BenchOptions):
 /**
  * Pipelined guest-ping replies per second with PIPELINE_DEPTH requests outstanding, measured in
  * slices of {@link PIPELINE_SLICE} s alternating between the agents (`o.pipelineSeconds` per
- * agent in total, after a warm-up slice each).
+ * agent in total, after a warm-up slice each), and each agent's CPU per reply meanwhile (all its
+ * threads' schedstat): the rate depends on the client and the machine's load as well, the CPU
+ * per reply on the agent alone.
  */
 export async function measurePipeline(
   agents: readonly AgentProc[],
   o: BenchOptions,
-): Promise<number[]> {
+): Promise<{ perSec: number[]; cpuNsPerReply: number[] }> {
   const batch = new Uint8Array(PING.length * PIPELINE_DEPTH);
   for (let i = 0; i < PIPELINE_DEPTH; i++) batch.set(PING, i * PING.length);
-  /** One slice: replies received and seconds taken; all replies are drained afterwards. */
+  /**
+   * One slice: replies received and seconds taken; all replies are drained afterwards. The
+   * refill for the replies of one read goes out as one write that is not waited for before the
+   * next read (only before the next write): the client's turn between the agent's batches is
+   * then one read wake-up, the cheapest a Deno client can make it, so the agent's own cost
+   * decides the figure.
+   */
   const slice = async (c: Client, seconds: number): Promise<[number, number]> => {
-    await c.send(batch);
+    // Awaited later; until then a failure is the next read's to report.
+    const send = (data: Uint8Array) => {
+      const p = c.send(data);
+      p.catch(() => {});
+      return p;
+    };
+    let writing = send(batch);
     let outstanding = PIPELINE_DEPTH;
     let replies = 0;
     const t0 = performance.now();
@@ -827,10 +841,12 @@ export async function measurePipeline(
       outstanding -= k;
       now = performance.now();
       if (now < stopAt) {
-        await c.send(batch.subarray(0, k * PING.length));
+        await writing;
+        writing = send(batch.subarray(0, k * PING.length));
         outstanding += k;
       }
     }
+    await writing;
     while (outstanding > 0) outstanding -= await c.lines(PING_REPLY_LEN);
     return [replies, (now - t0) / 1000];
   };
@@ -838,15 +854,21 @@ export async function measurePipeline(
     for (const c of clients) await slice(c, PIPELINE_SLICE); // warm-up
     const replies = clients.map(() => 0);
     const seconds = clients.map(() => 0);
+    const cpuNs = clients.map(() => 0);
     const slices = Math.max(1, Math.round(o.pipelineSeconds / PIPELINE_SLICE));
     for (let i = 0; i < slices; i++) {
       for (let k = 0; k < clients.length; k++) {
+        const cpu0 = agents[k].threadsCpuNs();
         const [r, s] = await slice(clients[k], PIPELINE_SLICE);
+        cpuNs[k] += agents[k].threadsCpuNs() - cpu0;
         replies[k] += r;
         seconds[k] += s;
       }
     }
-    return replies.map((r, k) => r / seconds[k]);
+    return {
+      perSec: replies.map((r, k) => r / seconds[k]),
+      cpuNsPerReply: replies.map((r, k) => cpuNs[k] / r),
+    };
   });
 }
 
@@ -1442,10 +1464,11 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
         const tag = o.rounds > 1 ? ` ${r}/${o.rounds}` : "";
         const list = runners.map((i) => agents.get(i)!);
         if (!all) {
-          const rates = await measurePipeline(list, o);
+          const { perSec, cpuNsPerReply } = await measurePipeline(list, o);
           list.forEach((a, k) => {
-            runs.get(a.impl)!.pipe.push(rates[k]);
-            progress(`pipelined pings${tag}`, a.impl, `${fmt(rates[k], 0)}/s`);
+            runs.get(a.impl)!.pipe.push(perSec[k]);
+            const cpu = `agent CPU ${fmt(cpuNsPerReply[k], 0)} ns/reply`;
+            progress(`pipelined pings${tag}`, a.impl, `${fmt(perSec[k], 0)}/s`, cpu);
           });
           continue;
         }
@@ -1459,12 +1482,17 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
         });
         console.log(`    (interleaved in blocks of ${PING_BLOCK}, ${pingSecs} s)`);
         const t1 = performance.now();
-        const rates = await measurePipeline(list, o);
+        const { perSec, cpuNsPerReply } = await measurePipeline(list, o);
         const pipeSecs = ((performance.now() - t1) / 1000).toFixed(1);
         list.forEach((a, k) => {
-          runs.get(a.impl)!.pipe.push(rates[k]);
-          const v = `${fmt(rates[k], 0)}/s`;
-          progress(`pipelined pings${tag}`, a.impl, v);
+          runs.get(a.impl)!.pipe.push(perSec[k]);
+          const v = `${fmt(perSec[k], 0)}/s`;
+          progress(
+            `pipelined pings${tag}`,
+            a.impl,
+            v,
+            `agent CPU ${fmt(cpuNsPerReply[k], 0)} ns/reply`,
+          );
         });
         console.log(`    (interleaved in ${PIPELINE_SLICE} s slices, ${pipeSecs} s)`);
         const t2 = performance.now();
