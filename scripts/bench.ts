@@ -8,7 +8,9 @@
  *
  * - guest-ping round trip, sequential request → reply: median and p99 (after 2000 warm-up pings,
  *   so the JIT has settled);
- * - pipelined guest-ping replies per second with {@link PIPELINE_DEPTH} requests in flight;
+ * - pipelined guest-ping replies per second with {@link PIPELINE_DEPTH} requests in flight (one
+ *   connection; each read's replies are counted and as many requests sent back in one write), and
+ *   the agent's CPU per reply meanwhile;
  * - agent CPU per sequential guest-ping: utime + stime from /proc/<pid>/stat over many pings;
  * - guest-file-read MiB/s in 4 MiB chunks of a test file (open → read until eof → close);
  * - guest-file-write MiB/s in 4 MiB chunks (base64 of 4 MiB per request);
