@@ -8,7 +8,9 @@
  *
  * - guest-ping round trip, sequential request → reply: median and p99 (after 2000 warm-up pings,
  *   so the JIT has settled);
- * - pipelined guest-ping replies per second with {@link PIPELINE_DEPTH} requests in flight;
+ * - pipelined guest-ping replies per second with {@link PIPELINE_DEPTH} requests in flight (one
+ *   connection; each read's replies are counted and as many requests sent back in one write), and
+ *   the agent's CPU per reply meanwhile;
  * - agent CPU per sequential guest-ping: utime + stime from /proc/<pid>/stat over many pings;
  * - guest-file-read MiB/s in 4 MiB chunks of a test file (open → read until eof → close);
  * - guest-file-write MiB/s in 4 MiB chunks (base64 of 4 MiB per request);
@@ -32,7 +34,8 @@
  * wrapper script must `exec` the agent: RSS is read from the spawned PID).
  *
  * Options: `--quick` (short run for the smoke test), `--only=denoga|qemu-ga`, `--size=MiB` (file
- * size, default 256), `--rounds=N`, `--source`. Environment: `QEMU_GA` overrides
+ * size, default 256), `--rounds=N`, `--source`, `--pipelined-only` (only the pipelined pings, with
+ * the floor; the figures are in the progress lines and one median line). Environment: `QEMU_GA` overrides
  * `/usr/sbin/qemu-ga`. Without qemu-ga, denoga runs alone and the ratios are null.
  *
  * Output: a table (absolute figures, ratios denoga/qemu-ga, targets) and one line
@@ -87,10 +90,12 @@ export interface BenchOptions {
   poll: boolean;
   /** Run only the poll benchmark. */
   pollOnly: boolean;
+  /** Run only the pipelined guest-ping measurement (all agents and the floor, `rounds` times). */
+  pipelinedOnly: boolean;
 }
 
 const USAGE = "usage: bench.ts [--quick] [--only=denoga|qemu-ga] [--size=MiB] [--rounds=N] " +
-  "[--source] [--no-poll | --poll-only]";
+  "[--source] [--no-poll | --poll-only | --pipelined-only]";
 
 /** Parses the command line; throws on unknown options. */
 export function parseOptions(args: readonly string[]): BenchOptions {
@@ -101,10 +106,12 @@ export function parseOptions(args: readonly string[]): BenchOptions {
   let source = false;
   let poll = true;
   let pollOnly = false;
+  let pipelinedOnly = false;
   for (const a of args) {
     if (a === "--quick") quick = true;
     else if (a === "--no-poll") poll = false;
     else if (a === "--poll-only") pollOnly = true;
+    else if (a === "--pipelined-only") pipelinedOnly = true;
     else if (a === "--source") source = true;
     else if (a.startsWith("--only=")) {
       const v = a.slice("--only=".length);
@@ -125,6 +132,9 @@ export function parseOptions(args: readonly string[]): BenchOptions {
     }
   }
   if (pollOnly && !poll) throw new Error(`--poll-only and --no-poll exclude each other`);
+  if (pipelinedOnly && pollOnly) {
+    throw new Error(`--pipelined-only and --poll-only exclude each other`);
+  }
   const size = sizeMiB ?? (quick ? 8 : 256);
   return {
     quick,
@@ -137,8 +147,9 @@ export function parseOptions(args: readonly string[]): BenchOptions {
     rounds: rounds ?? (quick ? 1 : 3),
     idleSettleMs: quick ? 200 : 1000,
     source,
-    poll,
+    poll: poll && !pipelinedOnly,
     pollOnly,
+    pipelinedOnly,
   };
 }
 
@@ -796,17 +807,31 @@ export async function measureCpu(agents: readonly AgentProc[], o: BenchOptions):
 /**
  * Pipelined guest-ping replies per second with PIPELINE_DEPTH requests outstanding, measured in
  * slices of {@link PIPELINE_SLICE} s alternating between the agents (`o.pipelineSeconds` per
- * agent in total, after a warm-up slice each).
+ * agent in total, after a warm-up slice each), and each agent's CPU per reply meanwhile (all its
+ * threads' schedstat): the rate depends on the client and the machine's load as well, the CPU
+ * per reply on the agent alone.
  */
 export async function measurePipeline(
   agents: readonly AgentProc[],
   o: BenchOptions,
-): Promise<number[]> {
+): Promise<{ perSec: number[]; cpuNsPerReply: number[] }> {
   const batch = new Uint8Array(PING.length * PIPELINE_DEPTH);
   for (let i = 0; i < PIPELINE_DEPTH; i++) batch.set(PING, i * PING.length);
-  /** One slice: replies received and seconds taken; all replies are drained afterwards. */
+  /**
+   * One slice: replies received and seconds taken; all replies are drained afterwards. The
+   * refill for the replies of one read goes out as one write that is not waited for before the
+   * next read (only before the next write): the client's turn between the agent's batches is
+   * then one read wake-up, the cheapest a Deno client can make it, so the agent's own cost
+   * decides the figure.
+   */
   const slice = async (c: Client, seconds: number): Promise<[number, number]> => {
-    await c.send(batch);
+    // Awaited later; until then a failure is the next read's to report.
+    const send = (data: Uint8Array) => {
+      const p = c.send(data);
+      p.catch(() => {});
+      return p;
+    };
+    let writing = send(batch);
     let outstanding = PIPELINE_DEPTH;
     let replies = 0;
     const t0 = performance.now();
@@ -818,10 +843,12 @@ export async function measurePipeline(
       outstanding -= k;
       now = performance.now();
       if (now < stopAt) {
-        await c.send(batch.subarray(0, k * PING.length));
+        await writing;
+        writing = send(batch.subarray(0, k * PING.length));
         outstanding += k;
       }
     }
+    await writing;
     while (outstanding > 0) outstanding -= await c.lines(PING_REPLY_LEN);
     return [replies, (now - t0) / 1000];
   };
@@ -829,15 +856,21 @@ export async function measurePipeline(
     for (const c of clients) await slice(c, PIPELINE_SLICE); // warm-up
     const replies = clients.map(() => 0);
     const seconds = clients.map(() => 0);
+    const cpuNs = clients.map(() => 0);
     const slices = Math.max(1, Math.round(o.pipelineSeconds / PIPELINE_SLICE));
     for (let i = 0; i < slices; i++) {
       for (let k = 0; k < clients.length; k++) {
+        const cpu0 = agents[k].threadsCpuNs();
         const [r, s] = await slice(clients[k], PIPELINE_SLICE);
+        cpuNs[k] += agents[k].threadsCpuNs() - cpu0;
         replies[k] += r;
         seconds[k] += s;
       }
     }
-    return replies.map((r, k) => r / seconds[k]);
+    return {
+      perSec: replies.map((r, k) => r / seconds[k]),
+      cpuNsPerReply: replies.map((r, k) => cpuNs[k] / r),
+    };
   });
 }
 
@@ -1403,15 +1436,20 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
         `bench: ${impls.join(" vs ")}, file size ${o.sizeMiB} MiB, ${o.pingIterations} pings, ` +
           `${o.rounds} round(s)` + (o.quick ? " (quick)" : "") + `; denoga: ${form}`,
       );
-      await each("idle RSS", async (a, f) => {
-        f.idleRssMiB = await idleRssMiB(a, o);
-        return `${fmt(f.idleRssMiB)} MiB`;
-      });
-      const chunk = randomChunk();
-      await each("create read file", async (a) => {
-        await createReadFile(a, o, chunk);
-        return `${o.sizeMiB} MiB`;
-      });
+      const all = !o.pipelinedOnly;
+      if (all) {
+        await each("idle RSS", async (a, f) => {
+          f.idleRssMiB = await idleRssMiB(a, o);
+          return `${fmt(f.idleRssMiB)} MiB`;
+        });
+      }
+      const chunk = all ? randomChunk() : new Uint8Array();
+      if (all) {
+        await each("create read file", async (a) => {
+          await createReadFile(a, o, chunk);
+          return `${o.sizeMiB} MiB`;
+        });
+      }
       const b64 = chunk.toBase64();
       type Runs = {
         ping: number[];
@@ -1427,6 +1465,15 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
       for (let r = 1; r <= o.rounds; r++) {
         const tag = o.rounds > 1 ? ` ${r}/${o.rounds}` : "";
         const list = runners.map((i) => agents.get(i)!);
+        if (!all) {
+          const { perSec, cpuNsPerReply } = await measurePipeline(list, o);
+          list.forEach((a, k) => {
+            runs.get(a.impl)!.pipe.push(perSec[k]);
+            const cpu = `agent CPU ${fmt(cpuNsPerReply[k], 0)} ns/reply`;
+            progress(`pipelined pings${tag}`, a.impl, `${fmt(perSec[k], 0)}/s`, cpu);
+          });
+          continue;
+        }
         const t0 = performance.now();
         const pings = await measurePing(list, o);
         const pingSecs = ((performance.now() - t0) / 1000).toFixed(1);
@@ -1437,12 +1484,17 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
         });
         console.log(`    (interleaved in blocks of ${PING_BLOCK}, ${pingSecs} s)`);
         const t1 = performance.now();
-        const rates = await measurePipeline(list, o);
+        const { perSec, cpuNsPerReply } = await measurePipeline(list, o);
         const pipeSecs = ((performance.now() - t1) / 1000).toFixed(1);
         list.forEach((a, k) => {
-          runs.get(a.impl)!.pipe.push(rates[k]);
-          const v = `${fmt(rates[k], 0)}/s`;
-          progress(`pipelined pings${tag}`, a.impl, v);
+          runs.get(a.impl)!.pipe.push(perSec[k]);
+          const v = `${fmt(perSec[k], 0)}/s`;
+          progress(
+            `pipelined pings${tag}`,
+            a.impl,
+            v,
+            `agent CPU ${fmt(cpuNsPerReply[k], 0)} ns/reply`,
+          );
         });
         console.log(`    (interleaved in ${PIPELINE_SLICE} s slices, ${pipeSecs} s)`);
         const t2 = performance.now();
@@ -1466,7 +1518,18 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
           return `${fmt(v)} MiB/s`;
         });
       }
-      for (const [impl, m] of runs) {
+      if (!all) {
+        const med = (i: Runner) => runs.has(i) ? median(runs.get(i)!.pipe) : undefined;
+        const d = med("denoga");
+        const fl = med("floor");
+        console.log(
+          `pipelined pings/s, median of ${o.rounds}: ` +
+            runners.map((i) => `${i} ${fmt(med(i), 0)}`).join(", ") +
+            `; denoga/floor ${fmt(ratio(d, fl), 2)} (target ≥ 0.8×)`,
+        );
+        notes.push("--pipelined-only: only the pipelined pings were measured (progress lines)");
+      }
+      for (const [impl, m] of all ? runs : []) {
         const ping = [...m.ping].sort((a, b) => a - b);
         const common = {
           pingMedianUs: percentile(ping, 50),
@@ -1484,7 +1547,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
         f.writeMiBps = median(m.write);
       }
       for (const [impl, a] of agents) {
-        if (impl === "floor") continue;
+        if (impl === "floor" || !all) continue;
         const m = a.memory();
         const f = partial.get(impl as Impl)!;
         f.peakRssMiB = m.hwmMiB;
@@ -1506,7 +1569,7 @@ export async function runBench(o: BenchOptions): Promise<BenchSummary> {
   }
   const complete = (impl: Impl): AgentFigures | null => {
     const f = partial.get(impl);
-    if (!f || o.pollOnly) return null;
+    if (!f || o.pollOnly || o.pipelinedOnly) return null;
     for (const k of FIGURE_KEYS) {
       if (typeof f[k] !== "number") throw new Error(`internal: ${impl} has no ${k}`);
     }
@@ -1544,8 +1607,10 @@ if (import.meta.main) {
   try {
     const s = await runBench(o);
     console.log("");
-    console.log(renderTable(s));
-    console.log("");
+    if (!o.pipelinedOnly) {
+      console.log(renderTable(s));
+      console.log("");
+    }
     console.log(`BENCH_JSON ${JSON.stringify(s)}`);
   } catch (e) {
     console.error(`bench failed: ${(e as Error).message}`);

@@ -165,15 +165,18 @@ const RECENT_REQUESTS = 8;
  */
 type Prepared =
   | { readonly request: QValue; readonly reply: Uint8Array | string }
-  | {
-    readonly request: QValue;
-    readonly cmd: Command;
-    readonly name: string;
-    readonly id: QValue | undefined;
-    readonly args: Map<string, QValue> | undefined;
-    /** The success reply to a handler returning nothing (guest-ping), once made. */
-    emptyReply: Uint8Array | undefined;
-  };
+  | PreparedCommand;
+
+/** A request that names a command: what running it needs besides decoding its arguments. */
+interface PreparedCommand {
+  readonly request: QValue;
+  readonly cmd: Command;
+  readonly name: string;
+  readonly id: QValue | undefined;
+  readonly args: Map<string, QValue> | undefined;
+  /** The success reply to a handler returning nothing (guest-ping), once made. */
+  emptyReply: Uint8Array | undefined;
+}
 
 /**
  * A reply that is kept to be sent again, as bytes: copying bytes into the write buffer costs
@@ -627,15 +630,19 @@ export class Router {
     } catch (e) {
       return this.#failure(e, id);
     }
-    const succeed = (value: CommandResult): Reply => {
-      if (!cmd.successResponse) return null;
-      if (value !== undefined) return returnReply(value, id, cmd.delimitReply);
-      return p.emptyReply ??= kept(returnReply(undefined, id, cmd.delimitReply));
-    };
+    // No closure bound to a name per request: in the bundle (`--keep-names`) each would be
+    // named by an Object.defineProperty call, a slow runtime call on the hot path.
     if (result instanceof Promise) {
-      return result.then(succeed, (e) => this.#failure(e, id));
+      return result.then((v) => this.#success(p, v), (e) => this.#failure(e, id));
     }
-    return succeed(result);
+    return this.#success(p, result);
+  }
+
+  #success(p: PreparedCommand, value: CommandResult): Reply {
+    const { cmd, id } = p;
+    if (!cmd.successResponse) return null;
+    if (value !== undefined) return returnReply(value, id, cmd.delimitReply);
+    return p.emptyReply ??= kept(returnReply(undefined, id, cmd.delimitReply));
   }
 
   #failure(e: unknown, id: QValue | undefined): Uint8Array | string {

@@ -6,7 +6,7 @@
  */
 
 import { bundleAgent } from "../../scripts/bundle.ts";
-import { assertEquals } from "../assert.ts";
+import { assertEquals, assertOk } from "../assert.ts";
 import { type Agent, RawClient, runAgentOnce, showBytes, startAgent } from "./harness.ts";
 
 const dec = new TextDecoder();
@@ -87,6 +87,84 @@ Deno.test("bundle: -V and -b help print what main.ts prints", async () => {
     const b = await runAgentOnce("denoga", args, entry);
     assertEquals(b, a);
   }
+});
+
+/** CPU time of all of a process's threads so far, ns (schedstat). */
+function threadsCpuNs(pid: number): number {
+  let ns = 0;
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`);
+      ns += Number(s.slice(0, s.indexOf(" ")));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns;
+}
+
+/** Agent CPU per reply (ns) over `total` guest-pings sent 64 at a time, refilled per read. */
+async function pipelinedCpuPerPing(agent: Agent, total: number): Promise<number> {
+  const ping = new TextEncoder().encode('{"execute":"guest-ping"}\n');
+  const depth = 64;
+  const batch = new Uint8Array(ping.length * depth);
+  for (let i = 0; i < depth; i++) batch.set(ping, i * ping.length);
+  const conn = await Deno.connect({ transport: "unix", path: agent.socketPath });
+  try {
+    const buf = new Uint8Array(1 << 16);
+    const cpu0 = threadsCpuNs(agent.proc.pid);
+    let sent = depth;
+    let received = 0;
+    await conn.write(batch);
+    while (received < total) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error("the agent closed the connection");
+      let k = 0;
+      for (let i = 0; i < n; i++) if (buf[i] === 0x0a) k++;
+      received += k;
+      const more = Math.min(k, total - sent);
+      if (more > 0) {
+        for (let off = 0; off < more * ping.length;) {
+          off += await conn.write(batch.subarray(off, more * ping.length));
+        }
+        sent += more;
+      }
+    }
+    return (threadsCpuNs(agent.proc.pid) - cpu0) / total;
+  } finally {
+    conn.close();
+  }
+}
+
+// The shipped form must not cost more per request than the module tree: a bundling artefact on
+// the request path (a closure per request that `--keep-names` names with defineProperty) once
+// doubled it. Interleaved, best of several, and a wide margin: only a gross regression fails.
+Deno.test({
+  name: "bundle: CPU per pipelined guest-ping is within 1.5x of main.ts's",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { agent: entry } = await bundle();
+    const fromSource = await startAgent({ impl: "denoga" });
+    const fromBundle = await startAgent({ impl: "denoga", entry });
+    try {
+      for (const a of [fromSource, fromBundle]) await pipelinedCpuPerPing(a, 50_000); // JIT
+      const best = [Infinity, Infinity];
+      for (let round = 0; round < 8; round++) {
+        for (const [k, a] of [fromSource, fromBundle].entries()) {
+          best[k] = Math.min(best[k], await pipelinedCpuPerPing(a, 50_000));
+        }
+      }
+      const [source, bundled] = best;
+      console.log(
+        `CPU per pipelined ping: main.ts ${source.toFixed(0)} ns, bundle ${bundled.toFixed(0)} ns`,
+      );
+      assertOk(bundled <= 1.5 * source, `bundle ${bundled} ns vs main.ts ${source} ns per ping`);
+    } finally {
+      await fromSource.dispose();
+      await fromBundle.dispose();
+    }
+  },
 });
 
 Deno.test("bundle: clean up", async () => {
