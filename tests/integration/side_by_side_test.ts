@@ -1013,8 +1013,8 @@ const files: Case[] = [
     ],
   })),
   {
-    // Big reads go out as base64 bytes with the reply line built around them in their buffer;
-    // an id longer than the room kept around them takes the copying path.
+    // Replies of a few hundred KiB, with ids of every size (big_reply_test.ts checks the reads
+    // of 24 MiB and more, whose base64 goes into the reply as bytes, against these lines).
     name: "big reads, with a short and a long id",
     steps: [
       { host: (ctx) => Deno.writeFile(ctx.path("@DIR@/big.bin"), BIG_FILE) },
