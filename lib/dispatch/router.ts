@@ -155,8 +155,8 @@ function returnReply(
 
 /** Longest parse error text whose reply the router keeps for the next identical error. */
 const KEPT_ERROR_TEXT = 1024;
-/** How many prepared requests the router keeps for requests that repeat. */
-const RECENT_REQUESTS = 8;
+/** How many prepared requests the router keeps for requests that repeat (as many as the memo). */
+const RECENT_REQUESTS = 16;
 
 /**
  * A request's fate as far as its form decides: a reply already known (it is no request qemu-ga

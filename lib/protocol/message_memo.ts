@@ -9,8 +9,8 @@
 
 /** Longest message remembered; longer ones are rare and costly to compare. */
 export const MEMO_MAX_BYTES = 256;
-/** Messages remembered, most recently matched first. */
-const MEMO_ENTRIES = 8;
+/** Messages remembered, most recently matched first: more than a poll cycle's distinct requests. */
+const MEMO_ENTRIES = 16;
 
 /** A remembered message and what it produced. */
 export interface MemoEntry<T> {

@@ -299,3 +299,27 @@ Deno.test("streamer: repeated messages, taken whole, give exactly the events lex
     deepStrictEqual(paused, reference);
   }
 });
+
+Deno.test("streamer: a KubeVirt poll cycle's requests are all remembered from one cycle to the next", () => {
+  // Nine distinct requests per cycle; a memo smaller than that forgets each before it repeats.
+  const cycle = [
+    "guest-info",
+    "guest-get-osinfo",
+    "guest-get-users",
+    "guest-get-timezone",
+    "guest-get-host-name",
+    "guest-get-fsinfo",
+    "guest-network-get-interfaces",
+    "guest-get-time",
+    "guest-ping",
+  ].map((name) => bin(`{"execute":"${name}"}\n`));
+  const values: unknown[] = [];
+  const p = new JsonMessageParser((ev) => values.push(ev.kind === "value" ? ev.value : ev.desc));
+  for (let round = 0; round < 3; round++) for (const message of cycle) p.feed(message);
+  strictEqual(values.length, 3 * cycle.length);
+  for (let k = 0; k < cycle.length; k++) {
+    // The same value object again: the message was taken whole from the memo, not re-parsed.
+    strictEqual(values[cycle.length + k], values[k], `request ${k}, second cycle`);
+    strictEqual(values[2 * cycle.length + k], values[k], `request ${k}, third cycle`);
+  }
+});
