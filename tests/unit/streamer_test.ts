@@ -14,6 +14,7 @@ import {
 } from "../../lib/protocol/streamer.ts";
 import { MAX_TOKEN_SIZE } from "../../lib/protocol/lexer.ts";
 import { toJson } from "../../lib/protocol/writer.ts";
+import { POLL_CYCLE } from "../../scripts/bench_poll.ts";
 
 const bin = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const show = (ev: MessageEvent): string =>
@@ -302,17 +303,7 @@ Deno.test("streamer: repeated messages, taken whole, give exactly the events lex
 
 Deno.test("streamer: a KubeVirt poll cycle's requests are all remembered from one cycle to the next", () => {
   // Nine distinct requests per cycle; a memo smaller than that forgets each before it repeats.
-  const cycle = [
-    "guest-info",
-    "guest-get-osinfo",
-    "guest-get-users",
-    "guest-get-timezone",
-    "guest-get-host-name",
-    "guest-get-fsinfo",
-    "guest-network-get-interfaces",
-    "guest-get-time",
-    "guest-ping",
-  ].map((name) => bin(`{"execute":"${name}"}\n`));
+  const cycle = POLL_CYCLE.map((name) => bin(`{"execute":"${name}"}\n`));
   const values: unknown[] = [];
   const p = new JsonMessageParser((ev) => values.push(ev.kind === "value" ? ev.value : ev.desc));
   for (let round = 0; round < 3; round++) for (const message of cycle) p.feed(message);
