@@ -171,23 +171,69 @@ function spawnOne(
   });
 }
 
-/** Runs GLib's candidate loop: the first candidate that executes wins. */
-async function spawnSearching(
+/**
+ * A child of {@link spawnQuiet}: Deno's own handle, without node's stream and event layers
+ * (its 'spawn' event comes a tick later and its 'exit' a few promise hops after the reap).
+ */
+interface QuietChild {
+  readonly pid: number;
+  readonly status: Promise<Deno.CommandStatus>;
+}
+
+/**
+ * True when Deno's spawn executes `path` as spelt and passes it as argv[0] unchanged: it makes
+ * a path absolute and drops `.` and `..` segments and a trailing slash ("/bin/sh/" would run
+ * /bin/sh instead of failing with ENOTDIR), so only an absolute path without them is kept.
+ */
+export function spawnedAsSpelt(path: string): boolean {
+  return /^(?:\/(?!\.\.?(?:\/|$))[^/]+)+$/.test(path);
+}
+
+/** Spawns one candidate with all stdio on /dev/null through Deno.Command (no node layer). */
+function spawnQuiet(
+  file: string,
+  args: readonly string[],
+  env: Record<string, string> | undefined,
+): QuietChild {
+  try {
+    const child = new Deno.Command(file, {
+      args: [...args],
+      env,
+      clearEnv: env !== undefined,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    return { pid: child.pid, status: child.status };
+  } catch (e) {
+    throw spawnErrorOf(e);
+  }
+}
+
+/**
+ * Runs GLib's candidate loop: the first candidate that executes wins. `start` spawns one
+ * candidate and rejects with its {@link ExecSpawnError}.
+ */
+async function spawnSearching<C>(
   req: ExecRequest,
-  stdio: StdioOptions,
-): Promise<ChildProcess> {
+  start: (file: string, env: Record<string, string> | undefined) => C | Promise<C>,
+): Promise<C> {
   const env = req.env ? environObject(req.env) : undefined;
   const searchPath = chooseSearchPath(req.env, Deno.env.get("PATH"));
+  const candidates = execCandidates(req.path, searchPath);
   const seen: string[] = [];
-  for (const file of execCandidates(req.path, searchPath)) {
-    // A candidate that does not exist fails execve the same way: skip the fork.
-    const missing = await Deno.stat(file).then(() => undefined, (e) => spawnErrorOf(e).code);
-    if (missing === "ENOENT" || missing === "ENOTDIR") {
-      seen.push(missing);
-      continue;
+  for (const [i, file] of candidates.entries()) {
+    // A candidate that does not exist fails execve the same way: skip the fork. Without the
+    // stat, the last one fails the same way in the spawn, unless Deno would rewrite its path.
+    if (i < candidates.length - 1 || !spawnedAsSpelt(file)) {
+      const missing = await Deno.stat(file).then(() => undefined, (e) => spawnErrorOf(e).code);
+      if (missing === "ENOENT" || missing === "ENOTDIR") {
+        seen.push(missing);
+        continue;
+      }
     }
     try {
-      return await spawnOne(file, req.path, req.args, env, stdio);
+      return await start(file, env);
     } catch (e) {
       const code = (e as ExecSpawnError).code;
       if (!SEARCH_GOES_ON.has(code)) throw e;
@@ -269,6 +315,18 @@ async function makePipe(): Promise<
 export const execFacet: ExecFacet = {
   async spawn(req) {
     const { signals } = await loadNodeApi();
+    if (req.capture === "none" && !req.input && spawnedAsSpelt(req.path)) {
+      // Nothing to pipe and argv[0] is the path itself: Deno.Command does the same spawn.
+      const quiet = await spawnSearching(req, (file, env) => spawnQuiet(file, req.args, env));
+      const none: Captured = { data: new Uint8Array(0), truncated: false };
+      const finished = quiet.status.then((st): ExecOutcome => ({
+        exitcode: st.signal === null ? st.code : undefined,
+        signal: st.signal === null ? undefined : signals[st.signal],
+        out: none,
+        err: none,
+      }));
+      return { pid: quiet.pid, finished };
+    }
     const input = req.input ? "pipe" : "ignore";
     let child: ChildProcess;
     let out: Promise<Captured>;
@@ -276,7 +334,11 @@ export const execFacet: ExecFacet = {
     if (req.capture === "merged") {
       const pipe = await makePipe();
       try {
-        child = await spawnSearching(req, [input, pipe.writeFd, pipe.writeFd]);
+        child = await spawnSearching(
+          req,
+          (file, env) =>
+            spawnOne(file, req.path, req.args, env, [input, pipe.writeFd, pipe.writeFd]),
+        );
       } catch (e) {
         pipe.read.destroy();
         throw e;
@@ -289,11 +351,15 @@ export const execFacet: ExecFacet = {
     } else {
       const wantOut = req.capture === "stdout" || req.capture === "separated";
       const wantErr = req.capture === "stderr" || req.capture === "separated";
-      child = await spawnSearching(req, [
+      const stdio: StdioOptions = [
         input,
         wantOut ? "pipe" : "ignore",
         wantErr ? "pipe" : "ignore",
-      ]);
+      ];
+      child = await spawnSearching(
+        req,
+        (file, env) => spawnOne(file, req.path, req.args, env, stdio),
+      );
       out = capture(wantOut ? child.stdout : null);
       err = capture(wantErr ? child.stderr : null);
     }

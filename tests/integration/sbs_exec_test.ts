@@ -81,6 +81,9 @@ const ENOENT = "No such file or directory";
 const spawnFail = (p: string, why: string) =>
   `# {"error": {"class": "GenericError", "desc": "Failed to execute child process \\u201C${p}\\u201D (${why})"}}`;
 
+const PID = '# {"return": {"pid": @pid@}}';
+const EXIT_0 = '# {"return": {"exitcode": 0, "exited": true}}';
+
 const cases: Case[] = [
   // capture-output, every form
   ...[
@@ -137,6 +140,45 @@ const cases: Case[] = [
       exec(
         `{"path":"../../bin/sh","arg":["-c","echo $0 \\"$@\\"","x","a b",""],"capture-output":true}`,
       ),
+    ],
+  },
+  // An absolute path without capture or input: argv[0], stdio and environment as the child sees
+  // them (it exits 0 only if every test holds), exit status and signal.
+  ...["/bin/sh", "/bin//sh", "/bin/sh/"].map((p): Case => ({
+    name: `absolute path ${p}, nothing captured: argv[0] as given`,
+    steps: [exec(`{"path":"${p}","arg":["-c","[ \\"$0\\" = ${p} ] || exit 9"]}`)],
+    expect: p.endsWith("/") ? undefined : [PID, EXIT_0],
+  })),
+  {
+    name: "absolute path, nothing captured: stdio is /dev/null",
+    steps: [exec(
+      `{"path":"/bin/sh","arg":["-c","for f in 0 1 2; do [ $(readlink /proc/$$/fd/$f) = /dev/null ] || exit $((f + 10)); done"]}`,
+    )],
+    expect: [PID, EXIT_0],
+  },
+  {
+    name: "absolute path, nothing captured: env replaces the environment",
+    steps: [exec(
+      `{"path":"/bin/sh","arg":["-c","[ \\"$A\\" = '1 2' ] && [ -z \\"$HOME\\" ]"],"env":["A=1 2"]}`,
+    )],
+    expect: [PID, EXIT_0],
+  },
+  {
+    name: "absolute path, nothing captured: the agent's environment otherwise",
+    steps: [exec(`{"path":"/bin/sh","arg":["-c","[ -n \\"$PATH\\" ]"]}`)],
+    expect: [PID, EXIT_0],
+  },
+  {
+    name: "absolute path, nothing captured: exit status and signal",
+    steps: [
+      exec(`{"path":"/bin/sh","arg":["-c","exit 7"]}`),
+      exec(`{"path":"/bin/sh","arg":["-c","kill -9 $$"]}`),
+    ],
+    expect: [
+      PID,
+      '# {"return": {"exitcode": 7, "exited": true}}',
+      PID,
+      '# {"return": {"signal": 9, "exited": true}}',
     ],
   },
   // input-data
