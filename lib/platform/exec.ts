@@ -172,15 +172,6 @@ function spawnOne(
 }
 
 /**
- * A child of {@link spawnQuiet}: Deno's own handle, without node's stream and event layers
- * (its 'spawn' event comes a tick later and its 'exit' a few promise hops after the reap).
- */
-interface QuietChild {
-  readonly pid: number;
-  readonly status: Promise<Deno.CommandStatus>;
-}
-
-/**
  * True when Deno's spawn executes `path` as spelt and passes it as argv[0] unchanged: it makes
  * a path absolute and drops `.` and `..` segments and a trailing slash ("/bin/sh/" would run
  * /bin/sh instead of failing with ENOTDIR), so only an absolute path without them is kept.
@@ -189,22 +180,20 @@ export function spawnedAsSpelt(path: string): boolean {
   return /^(?:\/(?!\.\.?(?:\/|$))[^/]+)+$/.test(path);
 }
 
-/** Spawns one candidate with all stdio on /dev/null through Deno.Command (no node layer). */
-function spawnQuiet(
+/** Spawns one candidate through Deno.Command, without node's stream and event layers. */
+function spawnDirect(
   file: string,
   args: readonly string[],
   env: Record<string, string> | undefined,
-): QuietChild {
+  stdio: Pick<Deno.CommandOptions, "stdin" | "stdout" | "stderr">,
+): Deno.ChildProcess {
   try {
-    const child = new Deno.Command(file, {
+    return new Deno.Command(file, {
       args: [...args],
       env,
       clearEnv: env !== undefined,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
+      ...stdio,
     }).spawn();
-    return { pid: child.pid, status: child.status };
   } catch (e) {
     throw spawnErrorOf(e);
   }
@@ -291,6 +280,64 @@ function capture(stream: Readable | null): Promise<Captured> {
   });
 }
 
+/** Reads a Deno pipe to its end, keeping the first {@link EXEC_OUTPUT_CAP} bytes. */
+async function captureStream(stream: ReadableStream<Uint8Array>): Promise<Captured> {
+  const chunks: Uint8Array[] = [];
+  let kept = 0;
+  let truncated = false;
+  try {
+    for await (const chunk of stream) {
+      const room = EXEC_OUTPUT_CAP - kept;
+      if (chunk.length > room) truncated = true;
+      if (room > 0) {
+        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        chunks.push(part);
+        kept += part.length;
+      }
+    }
+  } catch {
+    // A read error ends the stream for qemu-ga too (G_IO_STATUS_ERROR closes the channel).
+  }
+  const data = new Uint8Array(kept);
+  let off = 0;
+  for (const c of chunks) {
+    data.set(c, off);
+    off += c.length;
+  }
+  return { data, truncated };
+}
+
+const NOTHING: Captured = { data: new Uint8Array(0), truncated: false };
+
+/** Every mode but "merged" for a path Deno spawns as spelt ({@link spawnedAsSpelt}). */
+async function spawnDirectly(
+  req: ExecRequest,
+  signals: Readonly<Record<string, number>>,
+): Promise<ExecChild> {
+  const wantOut = req.capture === "stdout" || req.capture === "separated";
+  const wantErr = req.capture === "stderr" || req.capture === "separated";
+  const child = await spawnSearching(req, (file, env) =>
+    spawnDirect(file, req.args, env, {
+      stdin: req.input ? "piped" : "null",
+      stdout: wantOut ? "piped" : "null",
+      stderr: wantErr ? "piped" : "null",
+    }));
+  const out = wantOut ? captureStream(child.stdout) : Promise.resolve(NOTHING);
+  const err = wantErr ? captureStream(child.stderr) : Promise.resolve(NOTHING);
+  if (req.input) {
+    // The child may exit without reading: EPIPE is expected and ignored, as qemu-ga does.
+    const w = child.stdin.getWriter();
+    w.write(req.input).then(() => w.close(), () => w.abort()).catch(() => {});
+  }
+  const finished = Promise.all([child.status, out, err]).then(([st, o, e]): ExecOutcome => ({
+    exitcode: st.signal === null ? st.code : undefined,
+    signal: st.signal === null ? undefined : signals[st.signal],
+    out: o,
+    err: e,
+  }));
+  return { pid: child.pid, finished };
+}
+
 /** A pipe whose read end is a node stream and whose write end is a file descriptor. */
 async function makePipe(): Promise<
   { read: Readable; captured: Promise<Captured>; writeFd: number; close: () => Promise<void> }
@@ -315,17 +362,9 @@ async function makePipe(): Promise<
 export const execFacet: ExecFacet = {
   async spawn(req) {
     const { signals } = await loadNodeApi();
-    if (req.capture === "none" && !req.input && spawnedAsSpelt(req.path)) {
-      // Nothing to pipe and argv[0] is the path itself: Deno.Command does the same spawn.
-      const quiet = await spawnSearching(req, (file, env) => spawnQuiet(file, req.args, env));
-      const none: Captured = { data: new Uint8Array(0), truncated: false };
-      const finished = quiet.status.then((st): ExecOutcome => ({
-        exitcode: st.signal === null ? st.code : undefined,
-        signal: st.signal === null ? undefined : signals[st.signal],
-        out: none,
-        err: none,
-      }));
-      return { pid: quiet.pid, finished };
+    if (req.capture !== "merged" && spawnedAsSpelt(req.path)) {
+      // argv[0] is the path itself, so Deno.Command does the same spawn with less on top.
+      return await spawnDirectly(req, signals);
     }
     const input = req.input ? "pipe" : "ignore";
     let child: ChildProcess;

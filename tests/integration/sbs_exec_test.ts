@@ -77,6 +77,7 @@ function file(name: string, text: string, mode: number): Step {
 
 const b64 = (s: string) => btoa(s);
 const SH_OUT_ERR = `"path":"sh","arg":["-c","echo out; echo err >&2; echo out2; exit 3"]`;
+const SH_OUT_ERR_ABS = SH_OUT_ERR.replace(`"sh"`, `"/bin/sh"`);
 const ENOENT = "No such file or directory";
 const spawnFail = (p: string, why: string) =>
   `# {"error": {"class": "GenericError", "desc": "Failed to execute child process \\u201C${p}\\u201D (${why})"}}`;
@@ -181,6 +182,21 @@ const cases: Case[] = [
       '# {"return": {"signal": 9, "exited": true}}',
     ],
   },
+  // Capture and input through an absolute path (denoga starts these without node's layer).
+  ...[
+    `{${SH_OUT_ERR_ABS},"capture-output":true}`,
+    `{"path":"/bin/cat","input-data":"${b64("hello\nworld")}","capture-output":true}`,
+    `{"path":"/bin/wc","arg":["-c"],"input-data":"","capture-output":true}`,
+    `{"path":"/bin/true","input-data":"${b64("x".repeat(200_000))}","capture-output":true}`,
+    `{"path":"/bin/sh","arg":["-c","readlink /proc/self/fd/0; cat"],"capture-output":true}`,
+    `{"path":"/bin/sh","arg":["-c","echo x; kill -9 $$"],"capture-output":true}`,
+    `{"path":"/bin/sh","arg":["-c","(sleep 1; echo late) & echo early"],"capture-output":true}`,
+    `{"path":"/bin/head","arg":["-c","17000000","/dev/zero"],"capture-output":true}`,
+  ].map((a): Case => ({
+    name: `absolute path: ${a.slice(0, 90)}`,
+    steps: [exec(a)],
+    timeoutMs: 90_000,
+  })),
   // input-data
   {
     name: "input-data feeds stdin",
@@ -357,10 +373,10 @@ registerSideBySide("exec (newest)", cases, { newest: true }, [needQemuGaNewest()
  * (seen here: 10.2.50 stops answering after a "stderr" exec). denoga captures only the selected
  * stream (§3.3); these cases pin that on denoga alone.
  */
-const singleStream: Case[] = [
+const singleStream: Case[] = [SH_OUT_ERR, SH_OUT_ERR_ABS].flatMap((cmd): Case[] => [
   {
-    name: 'capture-output "stdout": stdout only',
-    steps: [exec(`{${SH_OUT_ERR},"capture-output":"stdout"}`)],
+    name: `capture-output "stdout": stdout only (${cmd.slice(0, 16)})`,
+    steps: [exec(`{${cmd},"capture-output":"stdout"}`)],
     expect: [
       '# {"return": {"pid": @pid@}}',
       `# {"return": {"exitcode": 3, "out-data": "${
@@ -369,8 +385,8 @@ const singleStream: Case[] = [
     ],
   },
   {
-    name: 'capture-output "stderr": stderr only',
-    steps: [exec(`{${SH_OUT_ERR},"capture-output":"stderr"}`)],
+    name: `capture-output "stderr": stderr only (${cmd.slice(0, 16)})`,
+    steps: [exec(`{${cmd},"capture-output":"stderr"}`)],
     expect: [
       '# {"return": {"pid": @pid@}}',
       `# {"return": {"exitcode": 3, "err-data": "${
@@ -378,7 +394,7 @@ const singleStream: Case[] = [
       }", "err-truncated": false, "exited": true}}`,
     ],
   },
-];
+]);
 
 realTest("exec: stdout / stderr capture alone (denoga)", [], async () => {
   const agent = await startAgent({ impl: "denoga" });
