@@ -4,13 +4,16 @@
  * exec_search.ts`), the environment is replaced when one is given, stdin is /dev/null or a pipe
  * fed with `input-data`, output goes to /dev/null or to pipes read to a 16 MiB cap per stream.
  *
- * Why `node:child_process` rather than `Deno.Command`: Deno.Command always runs the program
- * with argv[0] set to the resolved absolute path ("/usr/bin/sh"), which a host sees in every
- * `sh -c` message ("sh: 1: x: not found") and in `$0`; node's `argv0` option keeps the path as
- * given. Its stdio entries may also be file descriptors, which is how "merged" gives stdout and
- * stderr one pipe: Deno has no pipe(2) and ffi/ has none, so the pipe comes from a `/bin/sh`
- * spawned with a piped stdout that waits for its stdin to close — its read end is ours, and reopening it through
- * `/proc/self/fd/N` for writing yields the write end the child gets as fd 1 and 2. An
+ * Two spawn paths. `Deno.Command` runs the program with argv[0] set to the resolved absolute
+ * path ("/usr/bin/sh" for "sh", "/bin/sh" for "/bin/./sh"), which a host sees in every `sh -c`
+ * message ("sh: 1: x: not found") and in `$0`; so it is used only for an absolute path it
+ * keeps as spelt ({@link spawnedAsSpelt}), where it spares node's stream and event layers on
+ * every exec. Everything else goes through `node:child_process`, whose `argv0` option keeps
+ * the path as given. Its stdio entries may also be file descriptors, which is how "merged"
+ * gives stdout and stderr one pipe: Deno has no pipe(2) and ffi/ has none, so the pipe comes
+ * from a `/bin/sh` spawned with a piped stdout that waits for its stdin to close — its read
+ * end is ours, and reopening it through `/proc/self/fd/N` for writing yields the write end the
+ * child gets as fd 1 and 2. An
  * exec-through-`/bin/sh -c '... 2>&1'` wrapper was rejected: it changes argv[0], turns spawn
  * failures into exit status 127 and searches PATH by the shell's rules, not GLib's.
  *
