@@ -117,6 +117,7 @@ const STRERROR: Readonly<Record<string, string>> = {
 interface NodeApi {
   spawn: typeof import("node:child_process").spawn;
   open: typeof import("node:fs/promises").open;
+  resolve: typeof import("node:path").posix.resolve;
   signals: Readonly<Record<string, number>>;
   errnoName: ReadonlyMap<number, string>;
 }
@@ -125,14 +126,16 @@ let nodeApi: NodeApi | undefined;
 
 async function loadNodeApi(): Promise<NodeApi> {
   if (nodeApi) return nodeApi;
-  const [cp, os, fs] = await Promise.all([
+  const [cp, os, fs, path] = await Promise.all([
     import("node:child_process"),
     import("node:os"),
     import("node:fs/promises"),
+    import("node:path"),
   ]);
   return nodeApi = {
     spawn: cp.spawn,
     open: fs.open,
+    resolve: path.posix.resolve,
     signals: os.constants.signals,
     errnoName: new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name])),
   };
@@ -160,7 +163,10 @@ function spawnOne(
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = nodeApi!.spawn(file, [...args], { argv0, env, stdio });
+      // Deno execs any other path in its absolute lexical normal form, and node passes argv0
+      // on only when it differs from the file: hand over that form, so argv[0] stays as spelt.
+      const run = spawnedAsSpelt(file) ? file : nodeApi!.resolve(file);
+      child = nodeApi!.spawn(run, [...args], { argv0, env, stdio });
     } catch (e) {
       reject(spawnErrorOf(e));
       return;

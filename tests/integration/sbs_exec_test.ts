@@ -145,7 +145,7 @@ const cases: Case[] = [
   },
   // An absolute path without capture or input: argv[0], stdio and environment as the child sees
   // them (it exits 0 only if every test holds), exit status and signal.
-  ...["/bin/sh", "/bin//sh", "/bin/sh/"].map((p): Case => ({
+  ...["/bin/sh", "/bin//sh", "/bin/./sh", "/usr/bin/../bin/sh", "/bin/sh/"].map((p): Case => ({
     name: `absolute path ${p}, nothing captured: argv[0] as given`,
     steps: [exec(`{"path":"${p}","arg":["-c","[ \\"$0\\" = ${p} ] || exit 9"]}`)],
     expect: p.endsWith("/") ? undefined : [PID, EXIT_0],
@@ -197,6 +197,12 @@ const cases: Case[] = [
     steps: [exec(a)],
     timeoutMs: 90_000,
   })),
+  {
+    name: "relative path with . and .. segments",
+    steps: [
+      exec(`{"path":".././../bin/../bin/sh","arg":["-c","echo $0"],"capture-output":true}`),
+    ],
+  },
   // input-data
   {
     name: "input-data feeds stdin",
