@@ -4,13 +4,16 @@
  * exec_search.ts`), the environment is replaced when one is given, stdin is /dev/null or a pipe
  * fed with `input-data`, output goes to /dev/null or to pipes read to a 16 MiB cap per stream.
  *
- * Why `node:child_process` rather than `Deno.Command`: Deno.Command always runs the program
- * with argv[0] set to the resolved absolute path ("/usr/bin/sh"), which a host sees in every
- * `sh -c` message ("sh: 1: x: not found") and in `$0`; node's `argv0` option keeps the path as
- * given. Its stdio entries may also be file descriptors, which is how "merged" gives stdout and
- * stderr one pipe: Deno has no pipe(2) and ffi/ has none, so the pipe comes from a `/bin/sh`
- * spawned with a piped stdout that waits for its stdin to close — its read end is ours, and reopening it through
- * `/proc/self/fd/N` for writing yields the write end the child gets as fd 1 and 2. An
+ * Two spawn paths. `Deno.Command` runs the program with argv[0] set to the resolved absolute
+ * path ("/usr/bin/sh" for "sh", "/bin/sh" for "/bin/./sh"), which a host sees in every `sh -c`
+ * message ("sh: 1: x: not found") and in `$0`; so it is used only for an absolute path it
+ * keeps as spelt ({@link spawnedAsSpelt}), where it spares node's stream and event layers on
+ * every exec. Everything else goes through `node:child_process`, whose `argv0` option keeps
+ * the path as given. Its stdio entries may also be file descriptors, which is how "merged"
+ * gives stdout and stderr one pipe: Deno has no pipe(2) and ffi/ has none, so the pipe comes
+ * from a `/bin/sh` spawned with a piped stdout that waits for its stdin to close — its read
+ * end is ours, and reopening it through `/proc/self/fd/N` for writing yields the write end the
+ * child gets as fd 1 and 2. An
  * exec-through-`/bin/sh -c '... 2>&1'` wrapper was rejected: it changes argv[0], turns spawn
  * failures into exit status 127 and searches PATH by the shell's rules, not GLib's.
  *
@@ -114,6 +117,7 @@ const STRERROR: Readonly<Record<string, string>> = {
 interface NodeApi {
   spawn: typeof import("node:child_process").spawn;
   open: typeof import("node:fs/promises").open;
+  resolve: typeof import("node:path").posix.resolve;
   signals: Readonly<Record<string, number>>;
   errnoName: ReadonlyMap<number, string>;
 }
@@ -122,14 +126,16 @@ let nodeApi: NodeApi | undefined;
 
 async function loadNodeApi(): Promise<NodeApi> {
   if (nodeApi) return nodeApi;
-  const [cp, os, fs] = await Promise.all([
+  const [cp, os, fs, path] = await Promise.all([
     import("node:child_process"),
     import("node:os"),
     import("node:fs/promises"),
+    import("node:path"),
   ]);
   return nodeApi = {
     spawn: cp.spawn,
     open: fs.open,
+    resolve: path.posix.resolve,
     signals: os.constants.signals,
     errnoName: new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name])),
   };
@@ -157,7 +163,10 @@ function spawnOne(
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = nodeApi!.spawn(file, [...args], { argv0, env, stdio });
+      // Deno execs any other path in its absolute lexical normal form, and node passes argv0
+      // on only when it differs from the file: hand over that form, so argv[0] stays as spelt.
+      const run = spawnedAsSpelt(file) ? file : nodeApi!.resolve(file);
+      child = nodeApi!.spawn(run, [...args], { argv0, env, stdio });
     } catch (e) {
       reject(spawnErrorOf(e));
       return;
@@ -171,23 +180,58 @@ function spawnOne(
   });
 }
 
-/** Runs GLib's candidate loop: the first candidate that executes wins. */
-async function spawnSearching(
+/**
+ * True when Deno's spawn executes `path` as spelt and passes it as argv[0] unchanged: it makes
+ * a path absolute and drops `.` and `..` segments and a trailing slash ("/bin/sh/" would run
+ * /bin/sh instead of failing with ENOTDIR), so only an absolute path without them is kept.
+ */
+export function spawnedAsSpelt(path: string): boolean {
+  return /^(?:\/(?!\.\.?(?:\/|$))[^/]+)+$/.test(path);
+}
+
+/** Spawns one candidate through Deno.Command, without node's stream and event layers. */
+function spawnDirect(
+  file: string,
+  args: readonly string[],
+  env: Record<string, string> | undefined,
+  stdio: Pick<Deno.CommandOptions, "stdin" | "stdout" | "stderr">,
+): Deno.ChildProcess {
+  try {
+    return new Deno.Command(file, {
+      args: [...args],
+      env,
+      clearEnv: env !== undefined,
+      ...stdio,
+    }).spawn();
+  } catch (e) {
+    throw spawnErrorOf(e);
+  }
+}
+
+/**
+ * Runs GLib's candidate loop: the first candidate that executes wins. `start` spawns one
+ * candidate and rejects with its {@link ExecSpawnError}.
+ */
+async function spawnSearching<C>(
   req: ExecRequest,
-  stdio: StdioOptions,
-): Promise<ChildProcess> {
+  start: (file: string, env: Record<string, string> | undefined) => C | Promise<C>,
+): Promise<C> {
   const env = req.env ? environObject(req.env) : undefined;
   const searchPath = chooseSearchPath(req.env, Deno.env.get("PATH"));
+  const candidates = execCandidates(req.path, searchPath);
   const seen: string[] = [];
-  for (const file of execCandidates(req.path, searchPath)) {
-    // A candidate that does not exist fails execve the same way: skip the fork.
-    const missing = await Deno.stat(file).then(() => undefined, (e) => spawnErrorOf(e).code);
-    if (missing === "ENOENT" || missing === "ENOTDIR") {
-      seen.push(missing);
-      continue;
+  for (const [i, file] of candidates.entries()) {
+    // A candidate that does not exist fails execve the same way: skip the fork. Without the
+    // stat, the last one fails the same way in the spawn, unless Deno would rewrite its path.
+    if (i < candidates.length - 1 || !spawnedAsSpelt(file)) {
+      const missing = await Deno.stat(file).then(() => undefined, (e) => spawnErrorOf(e).code);
+      if (missing === "ENOENT" || missing === "ENOTDIR") {
+        seen.push(missing);
+        continue;
+      }
     }
     try {
-      return await spawnOne(file, req.path, req.args, env, stdio);
+      return await start(file, env);
     } catch (e) {
       const code = (e as ExecSpawnError).code;
       if (!SEARCH_GOES_ON.has(code)) throw e;
@@ -245,6 +289,64 @@ function capture(stream: Readable | null): Promise<Captured> {
   });
 }
 
+/** Reads a Deno pipe to its end, keeping the first {@link EXEC_OUTPUT_CAP} bytes. */
+async function captureStream(stream: ReadableStream<Uint8Array>): Promise<Captured> {
+  const chunks: Uint8Array[] = [];
+  let kept = 0;
+  let truncated = false;
+  try {
+    for await (const chunk of stream) {
+      const room = EXEC_OUTPUT_CAP - kept;
+      if (chunk.length > room) truncated = true;
+      if (room > 0) {
+        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        chunks.push(part);
+        kept += part.length;
+      }
+    }
+  } catch {
+    // A read error ends the stream for qemu-ga too (G_IO_STATUS_ERROR closes the channel).
+  }
+  const data = new Uint8Array(kept);
+  let off = 0;
+  for (const c of chunks) {
+    data.set(c, off);
+    off += c.length;
+  }
+  return { data, truncated };
+}
+
+const NOTHING: Captured = { data: new Uint8Array(0), truncated: false };
+
+/** Every mode but "merged" for a path Deno spawns as spelt ({@link spawnedAsSpelt}). */
+async function spawnDirectly(
+  req: ExecRequest,
+  signals: Readonly<Record<string, number>>,
+): Promise<ExecChild> {
+  const wantOut = req.capture === "stdout" || req.capture === "separated";
+  const wantErr = req.capture === "stderr" || req.capture === "separated";
+  const child = await spawnSearching(req, (file, env) =>
+    spawnDirect(file, req.args, env, {
+      stdin: req.input ? "piped" : "null",
+      stdout: wantOut ? "piped" : "null",
+      stderr: wantErr ? "piped" : "null",
+    }));
+  const out = wantOut ? captureStream(child.stdout) : Promise.resolve(NOTHING);
+  const err = wantErr ? captureStream(child.stderr) : Promise.resolve(NOTHING);
+  if (req.input) {
+    // The child may exit without reading: EPIPE is expected and ignored, as qemu-ga does.
+    const w = child.stdin.getWriter();
+    w.write(req.input).then(() => w.close(), () => w.abort()).catch(() => {});
+  }
+  const finished = Promise.all([child.status, out, err]).then(([st, o, e]): ExecOutcome => ({
+    exitcode: st.signal === null ? st.code : undefined,
+    signal: st.signal === null ? undefined : signals[st.signal],
+    out: o,
+    err: e,
+  }));
+  return { pid: child.pid, finished };
+}
+
 /** A pipe whose read end is a node stream and whose write end is a file descriptor. */
 async function makePipe(): Promise<
   { read: Readable; captured: Promise<Captured>; writeFd: number; close: () => Promise<void> }
@@ -269,6 +371,10 @@ async function makePipe(): Promise<
 export const execFacet: ExecFacet = {
   async spawn(req) {
     const { signals } = await loadNodeApi();
+    if (req.capture !== "merged" && spawnedAsSpelt(req.path)) {
+      // argv[0] is the path itself, so Deno.Command does the same spawn with less on top.
+      return await spawnDirectly(req, signals);
+    }
     const input = req.input ? "pipe" : "ignore";
     let child: ChildProcess;
     let out: Promise<Captured>;
@@ -276,7 +382,11 @@ export const execFacet: ExecFacet = {
     if (req.capture === "merged") {
       const pipe = await makePipe();
       try {
-        child = await spawnSearching(req, [input, pipe.writeFd, pipe.writeFd]);
+        child = await spawnSearching(
+          req,
+          (file, env) =>
+            spawnOne(file, req.path, req.args, env, [input, pipe.writeFd, pipe.writeFd]),
+        );
       } catch (e) {
         pipe.read.destroy();
         throw e;
@@ -289,11 +399,15 @@ export const execFacet: ExecFacet = {
     } else {
       const wantOut = req.capture === "stdout" || req.capture === "separated";
       const wantErr = req.capture === "stderr" || req.capture === "separated";
-      child = await spawnSearching(req, [
+      const stdio: StdioOptions = [
         input,
         wantOut ? "pipe" : "ignore",
         wantErr ? "pipe" : "ignore",
-      ]);
+      ];
+      child = await spawnSearching(
+        req,
+        (file, env) => spawnOne(file, req.path, req.args, env, stdio),
+      );
       out = capture(wantOut ? child.stdout : null);
       err = capture(wantErr ? child.stderr : null);
     }

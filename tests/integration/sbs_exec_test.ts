@@ -77,9 +77,13 @@ function file(name: string, text: string, mode: number): Step {
 
 const b64 = (s: string) => btoa(s);
 const SH_OUT_ERR = `"path":"sh","arg":["-c","echo out; echo err >&2; echo out2; exit 3"]`;
+const SH_OUT_ERR_ABS = SH_OUT_ERR.replace(`"sh"`, `"/bin/sh"`);
 const ENOENT = "No such file or directory";
 const spawnFail = (p: string, why: string) =>
   `# {"error": {"class": "GenericError", "desc": "Failed to execute child process \\u201C${p}\\u201D (${why})"}}`;
+
+const PID = '# {"return": {"pid": @pid@}}';
+const EXIT_0 = '# {"return": {"exitcode": 0, "exited": true}}';
 
 const cases: Case[] = [
   // capture-output, every form
@@ -137,6 +141,66 @@ const cases: Case[] = [
       exec(
         `{"path":"../../bin/sh","arg":["-c","echo $0 \\"$@\\"","x","a b",""],"capture-output":true}`,
       ),
+    ],
+  },
+  // An absolute path without capture or input: argv[0], stdio and environment as the child sees
+  // them (it exits 0 only if every test holds), exit status and signal.
+  ...["/bin/sh", "/bin//sh", "/bin/./sh", "/usr/bin/../bin/sh", "/bin/sh/"].map((p): Case => ({
+    name: `absolute path ${p}, nothing captured: argv[0] as given`,
+    steps: [exec(`{"path":"${p}","arg":["-c","[ \\"$0\\" = ${p} ] || exit 9"]}`)],
+    expect: p.endsWith("/") ? undefined : [PID, EXIT_0],
+  })),
+  {
+    name: "absolute path, nothing captured: stdio is /dev/null",
+    steps: [exec(
+      `{"path":"/bin/sh","arg":["-c","for f in 0 1 2; do [ $(readlink /proc/$$/fd/$f) = /dev/null ] || exit $((f + 10)); done"]}`,
+    )],
+    expect: [PID, EXIT_0],
+  },
+  {
+    name: "absolute path, nothing captured: env replaces the environment",
+    steps: [exec(
+      `{"path":"/bin/sh","arg":["-c","[ \\"$A\\" = '1 2' ] && [ -z \\"$HOME\\" ]"],"env":["A=1 2"]}`,
+    )],
+    expect: [PID, EXIT_0],
+  },
+  {
+    name: "absolute path, nothing captured: the agent's environment otherwise",
+    steps: [exec(`{"path":"/bin/sh","arg":["-c","[ -n \\"$PATH\\" ]"]}`)],
+    expect: [PID, EXIT_0],
+  },
+  {
+    name: "absolute path, nothing captured: exit status and signal",
+    steps: [
+      exec(`{"path":"/bin/sh","arg":["-c","exit 7"]}`),
+      exec(`{"path":"/bin/sh","arg":["-c","kill -9 $$"]}`),
+    ],
+    expect: [
+      PID,
+      '# {"return": {"exitcode": 7, "exited": true}}',
+      PID,
+      '# {"return": {"signal": 9, "exited": true}}',
+    ],
+  },
+  // Capture and input through an absolute path (denoga starts these without node's layer).
+  ...[
+    `{${SH_OUT_ERR_ABS},"capture-output":true}`,
+    `{"path":"/bin/cat","input-data":"${b64("hello\nworld")}","capture-output":true}`,
+    `{"path":"/bin/wc","arg":["-c"],"input-data":"","capture-output":true}`,
+    `{"path":"/bin/true","input-data":"${b64("x".repeat(200_000))}","capture-output":true}`,
+    `{"path":"/bin/sh","arg":["-c","readlink /proc/self/fd/0; cat"],"capture-output":true}`,
+    `{"path":"/bin/sh","arg":["-c","echo x; kill -9 $$"],"capture-output":true}`,
+    `{"path":"/bin/sh","arg":["-c","(sleep 1; echo late) & echo early"],"capture-output":true}`,
+    `{"path":"/bin/head","arg":["-c","17000000","/dev/zero"],"capture-output":true}`,
+  ].map((a): Case => ({
+    name: `absolute path: ${a.slice(0, 90)}`,
+    steps: [exec(a)],
+    timeoutMs: 90_000,
+  })),
+  {
+    name: "relative path with . and .. segments",
+    steps: [
+      exec(`{"path":".././../bin/../bin/sh","arg":["-c","echo $0"],"capture-output":true}`),
     ],
   },
   // input-data
@@ -315,10 +379,10 @@ registerSideBySide("exec (newest)", cases, { newest: true }, [needQemuGaNewest()
  * (seen here: 10.2.50 stops answering after a "stderr" exec). denoga captures only the selected
  * stream (§3.3); these cases pin that on denoga alone.
  */
-const singleStream: Case[] = [
+const singleStream: Case[] = [SH_OUT_ERR, SH_OUT_ERR_ABS].flatMap((cmd): Case[] => [
   {
-    name: 'capture-output "stdout": stdout only',
-    steps: [exec(`{${SH_OUT_ERR},"capture-output":"stdout"}`)],
+    name: `capture-output "stdout": stdout only (${cmd.slice(0, 16)})`,
+    steps: [exec(`{${cmd},"capture-output":"stdout"}`)],
     expect: [
       '# {"return": {"pid": @pid@}}',
       `# {"return": {"exitcode": 3, "out-data": "${
@@ -327,8 +391,8 @@ const singleStream: Case[] = [
     ],
   },
   {
-    name: 'capture-output "stderr": stderr only',
-    steps: [exec(`{${SH_OUT_ERR},"capture-output":"stderr"}`)],
+    name: `capture-output "stderr": stderr only (${cmd.slice(0, 16)})`,
+    steps: [exec(`{${cmd},"capture-output":"stderr"}`)],
     expect: [
       '# {"return": {"pid": @pid@}}',
       `# {"return": {"exitcode": 3, "err-data": "${
@@ -336,7 +400,7 @@ const singleStream: Case[] = [
       }", "err-truncated": false, "exited": true}}`,
     ],
   },
-];
+]);
 
 realTest("exec: stdout / stderr capture alone (denoga)", [], async () => {
   const agent = await startAgent({ impl: "denoga" });
