@@ -145,18 +145,22 @@ async function main(args: string[]): Promise<number> {
   let channel: Channel | undefined;
   let drained: () => Promise<void> = () => Promise.resolve();
   let exitRequested = false;
-  const stop = async () => {
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
     if (agent.freezer.frozen) {
       exitRequested = true;
       return;
     }
-    channel?.close();
-    // Let the reply that ended the frozen state (and any other ready reply) go out first, and
-    // write out buffered file data as exit() does for qemu-ga's stdio streams.
-    await drained();
-    await agent.flushFiles();
-    await agent.audit?.flush();
-    Deno.exit(0);
+    stopping ??= (async () => {
+      channel?.close();
+      // Let the reply that ended the frozen state (and any other ready reply) go out first, and
+      // write out buffered file data and audit records as exit() does for qemu-ga's stdio
+      // streams.
+      await drained();
+      await agent.flushFiles();
+      await agent.audit?.flush();
+      Deno.exit(0);
+    })();
   };
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
@@ -212,6 +216,8 @@ async function main(args: string[]): Promise<number> {
     if (exitRequested) setTimeout(stop, 0);
   };
   await server.run();
+  // Closing the channel ends the server: an exit under way finishes its writes first.
+  await stopping;
   return 0;
 }
 
