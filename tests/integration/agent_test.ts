@@ -256,6 +256,35 @@ for (const fs of ["ext4", "xfs"] as const) {
   });
 }
 
+/** Host step: `path`'s contents as text, or the error reading it. */
+function fileText(path: string): Step {
+  return {
+    host: async (ctx) =>
+      `${path}: ${await Deno.readTextFile(ctx.path(path)).catch((e) => (e as Error).name)}`,
+  };
+}
+
+registerSideBySide("exit", [
+  {
+    // qemu-ga's exit() flushes its stdio buffers; denoga writes out what it holds before exiting.
+    name: "SIGTERM: what guest-file-write left buffered reaches the file",
+    endsAgent: true,
+    steps: [
+      { req: exec("guest-file-open", '{"path":"@DIR@/buffered","mode":"w"}'), capture: "h" },
+      { req: exec("guest-file-write", '{"handle":@h@,"buf-b64":"aGVsbG8="}') },
+      fileText("@DIR@/buffered"),
+      {
+        host: async (ctx) => {
+          await ctx.agent.signalWhenIdle("SIGTERM");
+          const st = await withTimeout(ctx.agent.exited, 10_000, "exit after SIGTERM");
+          return `exited with status ${st.code}`;
+        },
+      },
+      fileText("@DIR@/buffered"),
+    ],
+  },
+]);
+
 // ---------------------------------------------------------------------------------------------
 // Command line outcomes that need no socket
 
