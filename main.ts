@@ -217,5 +217,8 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  // Run from a microtask, not from this module's top-level code: an exception thrown while the
+  // top-level code is on the stack (one is at every start: the config file is usually missing)
+  // makes V8 re-parse the whole module (the bundle: all of the agent) for its source positions.
+  queueMicrotask(async () => Deno.exit(await main(Deno.args)));
 }
