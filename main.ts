@@ -6,7 +6,7 @@
  * @module
  */
 
-import { executorStatus } from "./ffi/blocking.ts";
+import { onExecutorDecided } from "./ffi/blocking.ts";
 import { Agent } from "./lib/agent.ts";
 import {
   type Channel,
@@ -99,12 +99,13 @@ async function main(args: string[]): Promise<number> {
   }
   log.debug(`Guest agent version ${QGA_COMPAT_VERSION} (denoga ${DENOGA_VERSION}) started`);
   // Executable memory refused (MemoryDenyWriteExecute=, SELinux deny_execmem): blocking calls
-  // run on the worker pool instead of the syscall trampoline. Said once, here.
-  const executor = executorStatus();
-  if (executor.requested !== "worker" && executor.active !== "trampoline") {
-    const what = executor.active === "worker" ? "run on the worker pool" : "cannot run";
-    log.warning(`blocking calls ${what}: ${executor.reason}`);
-  }
+  // run on the worker pool instead of the syscall trampoline. Said once, when first needed.
+  onExecutorDecided((executor) => {
+    if (executor.requested !== "worker" && executor.active !== "trampoline") {
+      const what = executor.active === "worker" ? "run on the worker pool" : "cannot run";
+      log.warning(`blocking calls ${what}: ${executor.reason}`);
+    }
+  });
 
   try {
     state.load(frozen);
@@ -222,5 +223,8 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  // Run from a microtask, not from this module's top-level code: an exception thrown while the
+  // top-level code is on the stack (one is at every start: the config file is usually missing)
+  // makes V8 re-parse the whole module (the bundle: all of the agent) for its source positions.
+  queueMicrotask(async () => Deno.exit(await main(Deno.args)));
 }

@@ -229,9 +229,25 @@ export function setExecutor(choice: ExecutorChoice | undefined): void {
   decided = undefined;
 }
 
+/** {@link onExecutorDecided}'s listener. */
+let decidedListener: ((status: ExecutorStatus) => void) | undefined;
+
+/**
+ * Have `listener` told the executor the moment it is decided: on the first blocking request (or
+ * {@link executorStatus} call), not at start-up, where building the trampoline would delay the
+ * agent's first reply. The agent logs a fallback through it, once; a later {@link setExecutor}
+ * makes a new decision, told again.
+ */
+export function onExecutorDecided(listener: ((status: ExecutorStatus) => void) | undefined): void {
+  decidedListener = listener;
+}
+
 /** Which executor runs requests, deciding it now if no request has yet. */
 export function executorStatus(): ExecutorStatus {
-  if (decided === undefined) decided = decide();
+  if (decided === undefined) {
+    decided = decide();
+    decidedListener?.({ ...decided });
+  }
   return { ...decided };
 }
 

@@ -15,15 +15,18 @@
  *
  * The library is opened lazily on first use, so importing this module (e.g. for the constants or
  * the `OsError` type) costs nothing. Each isolate (main thread, every pool worker) opens its own
- * handle; dlopen of the already-loaded libc is only a reference-count bump.
+ * handle; dlopen of the already-loaded libc is only a reference-count bump. Binding a symbol is
+ * not free (Deno prepares a call path for each one), so what the raw system-call trampoline and
+ * error texts need — all an agent needs to answer its first request — is a table of its own
+ * ({@link libcCore}); the full table is bound only when something else is first called.
  *
  * @module
  */
 
 // ---------------------------------------------------------------------------------------------
 // Constants. Values are the Linux "generic" ones shared by x86-64 and aarch64 (asm-generic
-// fcntl.h / errno.h / mman-common.h); `libc()` refuses to run on other architectures so a wrong value can never
-// reach the kernel. O_DIRECTORY is deliberately absent: it differs between the two (§4.2).
+// fcntl.h / errno.h / mman-common.h); the library is not opened on other architectures, so a wrong
+// value can never reach the kernel. O_DIRECTORY is deliberately absent: it differs between the two (§4.2).
 // ---------------------------------------------------------------------------------------------
 
 /** open(2): read only. */
@@ -114,7 +117,20 @@ export const EOPNOTSUPP = 95;
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Symbol table. All synchronous on purpose (module comment). Results typed `isize`/`i64` come
+ * The symbols the raw system-call trampoline is built with (ffi/rawsyscall.ts), and errno and
+ * strerror: bound on their own, first (module comment). mmap's offset is off_t, 64-bit on both
+ * supported architectures. Its MAP_FAILED is the all-ones pointer.
+ */
+const CORE_SYMBOLS = {
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * Everything else. All synchronous on purpose (module comment). Results typed `isize`/`i64` come
  * back as bigint from Deno; callers convert.
  */
 const SYMBOLS = {
@@ -149,13 +165,6 @@ const SYMBOLS = {
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   // The notifier's uevent socket: a netlink address, nothing that can block.
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-  strerror: { parameters: ["i32"], result: "pointer" },
-  // Executable memory for the raw system-call trampoline (ffi/rawsyscall.ts). mmap's offset is
-  // off_t, 64-bit on both supported architectures. Its MAP_FAILED is the all-ones pointer.
-  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
-  mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-  munmap: { parameters: ["pointer", "usize"], result: "i32" },
   // glibc extension; used after idle workers are reaped to hand their freed malloc arenas back
   // to the kernel (idle RSS target, ffi/blocking.ts). Optional so a libc without it still loads.
   malloc_trim: { parameters: ["usize"], result: "i32", optional: true },
@@ -163,29 +172,52 @@ const SYMBOLS = {
 
 /** The typed symbol set of the opened libc. */
 export type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+/** The typed symbol set of {@link libcCore}. */
+export type LibcCoreSymbols = Deno.DynamicLibrary<typeof CORE_SYMBOLS>["symbols"];
 
 let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let core: Deno.DynamicLibrary<typeof CORE_SYMBOLS> | undefined;
 let errnoView: Deno.UnsafePointerView | undefined;
 
+/** Opens libc.so.6 with `symbols`, refusing platforms whose constants differ from those above. */
+function open<S extends Deno.ForeignLibraryInterface>(symbols: S): Deno.DynamicLibrary<S> {
+  const arch = Deno.build.arch;
+  if (Deno.build.os !== "linux" || (arch !== "x86_64" && arch !== "aarch64")) {
+    throw new Error(`ffi/libc.ts: unsupported platform ${Deno.build.os}/${arch}`);
+  }
+  return Deno.dlopen("libc.so.6", symbols);
+}
+
 /**
- * The libc symbols, opening the library on first use (per isolate).
+ * The libc symbols, opening the library on first use (per isolate). mmap, mprotect, munmap,
+ * errno and strerror are {@link libcCore}'s.
  *
  * @throws Error on an architecture whose open(2) flag values differ from the constants above.
  */
 export function libc(): LibcSymbols {
   if (library === undefined) {
-    const arch = Deno.build.arch;
-    if (Deno.build.os !== "linux" || (arch !== "x86_64" && arch !== "aarch64")) {
-      throw new Error(`ffi/libc.ts: unsupported platform ${Deno.build.os}/${arch}`);
-    }
-    library = Deno.dlopen("libc.so.6", SYMBOLS);
+    // errno must be readable without a dlopen between a failed call and the read: binding
+    // symbols can itself set errno (e.g. where executable memory is refused).
+    libcCore();
+    library = open(SYMBOLS);
   }
   return library.symbols;
 }
 
-/** Whether this isolate has opened libc yet (it happens on the first {@link libc} call). */
+/**
+ * The few symbols the raw system-call trampoline is built with (mmap, mprotect, munmap), plus
+ * `__errno_location` and `strerror`, opening the library on first use (per isolate).
+ *
+ * @throws Error on an unsupported platform, as {@link libc}.
+ */
+export function libcCore(): LibcCoreSymbols {
+  core ??= open(CORE_SYMBOLS);
+  return core.symbols;
+}
+
+/** Whether this isolate has opened libc yet (on the first {@link libc} or {@link libcCore}). */
 export function libcIsOpen(): boolean {
-  return library !== undefined;
+  return library !== undefined || core !== undefined;
 }
 
 /**
@@ -196,7 +228,7 @@ export function errno(): number {
   if (errnoView === undefined) {
     // __errno_location() returns the address of this thread's errno; it is stable for the life of
     // the thread, and every isolate (worker) has its own module instance, hence its own view.
-    const p = libc().__errno_location();
+    const p = libcCore().__errno_location();
     if (p === null) throw new Error("__errno_location() returned NULL");
     errnoView = new Deno.UnsafePointerView(p);
   }
@@ -213,7 +245,7 @@ const strerrorCache = new Map<number, string>();
 export function strerror(n: number): string {
   let text = strerrorCache.get(n);
   if (text === undefined) {
-    const p = libc().strerror(n);
+    const p = libcCore().strerror(n);
     text = p === null ? `Unknown error ${n}` : Deno.UnsafePointerView.getCString(p);
     strerrorCache.set(n, text);
   }

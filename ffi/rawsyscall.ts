@@ -38,7 +38,7 @@ import {
   EACCES,
   EPERM,
   errno,
-  libc,
+  libcCore,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   PROT_EXEC,
@@ -261,9 +261,9 @@ function build(): TrampolineStatus {
   }
   const code = arch === "x86_64" ? CODE_X86_64 : CODE_AARCH64;
   const chainCode = arch === "x86_64" ? CHAIN_X86_64 : CHAIN_AARCH64;
-  let sys: ReturnType<typeof libc>;
+  let sys: ReturnType<typeof libcCore>;
   try {
-    sys = libc();
+    sys = libcCore();
   } catch (e) {
     return { available: false, reason: `libc: ${e instanceof Error ? e.message : String(e)}` };
   }

@@ -22,6 +22,7 @@ import {
   FIFREEZE,
   FITHAW,
   libc,
+  libcCore,
   libcIsOpen,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
@@ -215,7 +216,7 @@ Deno.test("cString: strings in modified UTF-8 (U+0000 is C0 80), bytes cut at a 
 });
 
 Deno.test("mmap/mprotect/munmap: the W^X sequence the trampoline uses; MAP_FAILED and errno", () => {
-  const sys = libc();
+  const sys = libcCore();
   const page = sys.mmap(null, 4096n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
   assert.ok(page !== null);
   assert.notEqual(Deno.UnsafePointer.value(page), 0xffff_ffff_ffff_ffffn);
