@@ -33,6 +33,11 @@ export interface InstallEnv {
   say: (line: string) => void;
   /** Where this process sees the filesystem `--root` is resolved in (`/`; tests move it). */
   fsRoot?: string;
+  /**
+   * Runs the installed launcher once, its output discarded ({@link warmCache}); absent: never.
+   * Whether the process may chroot is asked of `mayChroot`.
+   */
+  warm?: { run: CommandRunner; mayChroot: () => boolean };
 }
 
 /** Thrown for a condition the user must fix; the message is printed as is. */
@@ -58,12 +63,15 @@ export function runningProgram(): Program {
   };
 }
 
-async function runSystemCommand(argv: string[]): Promise<{ code: number; stderr: string }> {
+async function runSystemCommand(
+  argv: string[],
+  stdout: "inherit" | "null" = "inherit",
+): Promise<{ code: number; stderr: string }> {
   try {
     const out = await new Deno.Command(argv[0], {
       args: argv.slice(1),
       stdin: "null",
-      stdout: "inherit",
+      stdout,
       stderr: "piped",
     }).output();
     return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
@@ -76,10 +84,39 @@ async function runSystemCommand(argv: string[]): Promise<{ code: number; stderr:
 export function systemEnv(): InstallEnv {
   return {
     program: runningProgram,
-    run: runSystemCommand,
+    run: (argv) => runSystemCommand(argv),
     portExists: () => Deno.stat(PORT_PATH).then(() => true, () => false),
     say: (line) => console.log(line),
+    warm: { run: (argv) => runSystemCommand(argv, "null"), mayChroot: () => Deno.uid() === 0 },
   };
+}
+
+/**
+ * The first `deno run` of a file analyses it for imports (a second full parse of the bundle)
+ * and caches the result in Deno's cache directory, keyed by the file's path and contents: done
+ * here, it is not part of the agent's first start after boot. The installed launcher runs once,
+ * as the target system will run it: directly, or in a chroot of `--root` (the image's own Deno,
+ * its paths and its root's cache). Without one the first start does the same work itself.
+ */
+async function warmCache(o: InstallOptions, env: InstallEnv, base: string): Promise<void> {
+  const warm = env.warm;
+  if (!warm) return;
+  const launcher = programPaths(o.prefix).sbin;
+  let argv: string[];
+  if (o.root === "/") argv = [launcher, "--version"];
+  else if (warm.mayChroot()) argv = ["chroot", base, launcher, "--version"];
+  else {
+    env.say("first start analyses the bundle itself (caching it ahead needs root, for chroot)");
+    return;
+  }
+  const r = await warm.run(argv);
+  env.say(
+    r.code === 0
+      ? "Deno's analysis of the bundle cached for the first start"
+      : `first start analyses the bundle itself (${argv.join(" ")}: exit ${r.code}${
+        r.stderr.trim() ? `, ${r.stderr.trim().split("\n")[0]}` : ""
+      })`,
+  );
 }
 
 async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
@@ -234,6 +271,7 @@ export async function install(o: InstallOptions, env: InstallEnv): Promise<numbe
     mode: 0o644,
     source: { kind: "text", text: manifest },
   });
+  if (program.form === "bundle") await warmCache(o, env, base || "/");
   if (o.root !== "/") {
     env.say(
       o.noEnable

@@ -281,3 +281,65 @@ Deno.test("install: switching form (binary → Deno + bundle) removes the other 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("install: Deno + bundle → the launcher runs once, directly or in a chroot of --root, before the start", async () => {
+  const dir = await Deno.makeTempDir();
+  for (const n of ["bin", "deno", "denoga.js", "syscall_worker.js"]) {
+    await Deno.writeTextFile(`${dir}/${n}`, n);
+  }
+  const bundle: Program = {
+    form: "bundle",
+    deno: `${dir}/deno`,
+    bundle: `${dir}/denoga.js`,
+    worker: `${dir}/syscall_worker.js`,
+  };
+  const f = await fake(bundle);
+  let mayChroot = true;
+  let warmCode = 0;
+  f.env.warm = {
+    run: (argv) => {
+      f.calls.push(`warm: ${argv.join(" ")}`);
+      return Promise.resolve({ code: warmCode, stderr: warmCode ? "exec format error\nmore" : "" });
+    },
+    mayChroot: () => mayChroot,
+  };
+  try {
+    await install(LIVE, f.env);
+    assertEquals(f.calls, [
+      "warm: /usr/local/sbin/denoga --version",
+      "systemctl daemon-reload",
+      "udevadm control --reload",
+      "systemctl restart denoga.service",
+    ]);
+    assertOk(f.lines.includes("Deno's analysis of the bundle cached for the first start"));
+    const image: InstallOptions = { ...LIVE, root: "/img", noEnable: true };
+    await Deno.mkdir(`${f.root}/img`);
+    f.calls.length = 0;
+    await install(image, f.env);
+    assertEquals(f.calls, [`warm: chroot ${f.root}/img /usr/local/sbin/denoga --version`]);
+    f.lines.length = 0;
+    warmCode = 126;
+    await install(image, f.env);
+    assertOk(
+      f.lines.includes(
+        `first start analyses the bundle itself (chroot ${f.root}/img /usr/local/sbin/denoga ` +
+          "--version: exit 126, exec format error)",
+      ),
+      f.lines.join("\n"),
+    );
+    f.calls.length = 0;
+    f.lines.length = 0;
+    mayChroot = false;
+    assertEquals(await install(image, f.env), 0);
+    assertEquals(f.calls, []);
+    assertOk(f.lines.some((l) => l.includes("needs root")), f.lines.join("\n"));
+    // The compiled binary has nothing for Deno to analyse.
+    f.env.program = () => ({ form: "compiled", binary: `${dir}/bin` });
+    mayChroot = true;
+    await install(image, f.env);
+    assertEquals(f.calls, []);
+  } finally {
+    await Deno.remove(f.root, { recursive: true });
+    await Deno.remove(dir, { recursive: true });
+  }
+});
