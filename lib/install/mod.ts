@@ -96,7 +96,7 @@ export function systemEnv(): InstallEnv {
  * and caches the result in Deno's cache directory, keyed by the file's path and contents: done
  * here, it is not part of the agent's first start after boot. The installed launcher runs once,
  * as the target system will run it: directly, or in a chroot of `--root` (the image's own Deno,
- * its paths and its root's cache). Without one the first start does the same work itself.
+ * its paths and its root's cache, with nothing of the installer's environment). Without one the first start does the same work itself.
  */
 async function warmCache(o: InstallOptions, env: InstallEnv, base: string): Promise<void> {
   const warm = env.warm;
@@ -104,8 +104,10 @@ async function warmCache(o: InstallOptions, env: InstallEnv, base: string): Prom
   const launcher = programPaths(o.prefix).sbin;
   let argv: string[];
   if (o.root === "/") argv = [launcher, "--version"];
-  else if (warm.mayChroot()) argv = ["chroot", base, launcher, "--version"];
-  else {
+  // In the image, as its systemd starts the unit: root, whose cache is under /root.
+  else if (warm.mayChroot()) {
+    argv = ["chroot", base, "env", "-i", "HOME=/root", launcher, "--version"];
+  } else {
     env.say("first start analyses the bundle itself (caching it ahead needs root, for chroot)");
     return;
   }

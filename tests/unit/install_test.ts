@@ -316,14 +316,16 @@ Deno.test("install: Deno + bundle → the launcher runs once, directly or in a c
     await Deno.mkdir(`${f.root}/img`);
     f.calls.length = 0;
     await install(image, f.env);
-    assertEquals(f.calls, [`warm: chroot ${f.root}/img /usr/local/sbin/denoga --version`]);
+    assertEquals(f.calls, [
+      `warm: chroot ${f.root}/img env -i HOME=/root /usr/local/sbin/denoga --version`,
+    ]);
     f.lines.length = 0;
     warmCode = 126;
     await install(image, f.env);
     assertOk(
       f.lines.includes(
-        `first start analyses the bundle itself (chroot ${f.root}/img /usr/local/sbin/denoga ` +
-          "--version: exit 126, exec format error)",
+        `first start analyses the bundle itself (chroot ${f.root}/img env -i HOME=/root ` +
+          "/usr/local/sbin/denoga --version: exit 126, exec format error)",
       ),
       f.lines.join("\n"),
     );
