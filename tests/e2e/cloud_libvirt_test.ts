@@ -43,6 +43,7 @@ import {
   PREINSTALLED_USER_DATA,
   QEMU_GA_USER_DATA,
   releaseArtifact,
+  TRUST_CPU_RNG,
   withLocale,
 } from "../fixtures/cloud/vm.ts";
 import {
@@ -272,7 +273,7 @@ async function bootAndRun(
         seed,
         memoryMiB: 1024,
         consoleLog,
-        append: [...CLOUD_ROOT_ARGS],
+        append: [...CLOUD_ROOT_ARGS, TRUST_CPU_RNG],
       }),
     );
     const seconds = await startDomain(libvirtd, virsh, xml, BOOT_TIMEOUT_MS, AGENT_TIMEOUT_S);
