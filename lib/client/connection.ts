@@ -111,6 +111,8 @@ export class QgaClient {
   #start = 0;
   #end = 0;
   #pending: Promise<number | null> | undefined;
+  /** The last write, which the next one waits for. */
+  #writing: Promise<void> | undefined;
   #chunk = new Uint8Array(256 * 1024);
   #eof = false;
   #closed = false;
@@ -167,11 +169,32 @@ export class QgaClient {
     return client;
   }
 
-  /** Writes all of `data`. */
-  async send(data: string | Uint8Array): Promise<void> {
+  /**
+   * Writes all of `data`, after any earlier write. With `timeoutMs`, throws
+   * {@link QgaTimeoutError} when the write has not finished by then (a port nobody reads stops
+   * taking bytes once its buffers are full); the write itself goes on, and later ones wait for it.
+   */
+  async send(data: string | Uint8Array, timeoutMs?: number, what = "a request"): Promise<void> {
     const b = typeof data === "string" ? enc.encode(data) : data;
-    let off = 0;
-    while (off < b.length) off += await this.#conn.write(b.subarray(off));
+    const before = this.#writing;
+    const write = (async () => {
+      await before;
+      let off = 0;
+      while (off < b.length) off += await this.#conn.write(b.subarray(off));
+    })();
+    this.#writing = write.catch(() => {});
+    if (timeoutMs === undefined) return await write;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const guard = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), Math.max(0, timeoutMs));
+    });
+    try {
+      if (await Promise.race([write, guard]) === "timeout") {
+        throw new QgaTimeoutError(what, timeoutMs);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Reads once more; false at EOF. Throws {@link QgaTimeoutError} at `deadline`. */
@@ -281,7 +304,11 @@ export class QgaClient {
     const deadline = Date.now() + timeoutMs;
     const id = randomId();
     const request = JSON.stringify({ execute: "guest-sync-delimited", arguments: { id } });
-    await this.send(new Uint8Array([0xff, ...enc.encode(request)]));
+    await this.send(
+      new Uint8Array([0xff, ...enc.encode(request)]),
+      timeoutMs,
+      "guest-sync-delimited",
+    );
     for (;;) {
       for (;;) {
         const ff = this.#buf.subarray(this.#start, this.#end).indexOf(0xff);

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { assertEquals } from "../assert.ts";
-import { QgaClient, QgaCommandError } from "../../lib/client/connection.ts";
+import { QgaClient, QgaCommandError, QgaTimeoutError } from "../../lib/client/connection.ts";
 import { readGuestText } from "../../lib/client/transfer.ts";
 import { agentUsage, parseStatCpuTicks, parseStatusRssKiB } from "../../lib/client/usage.ts";
 import { AGENT_RUN_FLAGS } from "../../scripts/agent_flags.ts";
@@ -314,6 +314,34 @@ realTest("client: an agent that does not answer times out after --timeout", [], 
   } finally {
     listener.close();
     for (const c of held) c.close();
+    await accepting.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+realTest("QgaClient: sync gives up on time when the port stops taking bytes", [], async () => {
+  // A guest that is not reading its port (booting, hung) leaves the host's writes blocked once
+  // the buffers are full; a waiting host's resyncs must still time out rather than hang.
+  const dir = await Deno.makeTempDir({ prefix: "denoga-client-" });
+  const path = `${dir}/full.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) held.push(c); // reads nothing
+  })();
+  const c = await QgaClient.connect({ unix: path }, { noSync: true, timeoutMs: 300 });
+  try {
+    await assert.rejects(c.send(new Uint8Array(32 * 1024 * 1024), 300), QgaTimeoutError);
+    for (let k = 0; k < 3; k++) {
+      const t0 = Date.now();
+      await assert.rejects(c.sync(300), QgaTimeoutError);
+      const elapsed = Date.now() - t0;
+      assert.ok(elapsed < 5000, `sync gave up after ${elapsed} ms`);
+    }
+  } finally {
+    c.close();
+    listener.close();
+    for (const h of held) h.close();
     await accepting.catch(() => {});
     await Deno.remove(dir, { recursive: true });
   }
