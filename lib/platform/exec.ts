@@ -257,63 +257,56 @@ function environObject(env: readonly string[]): Record<string, string> {
   return out;
 }
 
+/** Output kept up to {@link EXEC_OUTPUT_CAP} bytes; the rest is counted as truncation. */
+class CappedOutput {
+  readonly #chunks: Uint8Array[] = [];
+  #kept = 0;
+  #truncated = false;
+
+  add(chunk: Uint8Array): void {
+    const room = EXEC_OUTPUT_CAP - this.#kept;
+    if (chunk.length > room) this.#truncated = true;
+    if (room > 0) {
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      this.#chunks.push(part);
+      this.#kept += part.length;
+    }
+  }
+
+  /** The kept bytes in one piece (the chunks are let go). */
+  result(): Captured {
+    const data = new Uint8Array(this.#kept);
+    let off = 0;
+    for (const c of this.#chunks) {
+      data.set(c, off);
+      off += c.length;
+    }
+    this.#chunks.length = 0;
+    return { data, truncated: this.#truncated };
+  }
+}
+
 /** Reads a stream to its end, keeping the first {@link EXEC_OUTPUT_CAP} bytes. */
 function capture(stream: Readable | null): Promise<Captured> {
   if (!stream) return Promise.resolve({ data: new Uint8Array(0), truncated: false });
   return new Promise((resolve) => {
-    const chunks: Uint8Array[] = [];
-    let kept = 0;
-    let truncated = false;
-    stream.on("data", (chunk: Uint8Array) => {
-      const room = EXEC_OUTPUT_CAP - kept;
-      if (chunk.length > room) truncated = true;
-      if (room > 0) {
-        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        chunks.push(part);
-        kept += part.length;
-      }
-    });
-    const done = () => {
-      const data = new Uint8Array(kept);
-      let off = 0;
-      for (const c of chunks) {
-        data.set(c, off);
-        off += c.length;
-      }
-      chunks.length = 0;
-      resolve({ data, truncated });
-    };
+    const out = new CappedOutput();
+    stream.on("data", (chunk: Uint8Array) => out.add(chunk));
     // A read error ends the stream for qemu-ga too (G_IO_STATUS_ERROR closes the channel).
-    stream.once("close", done);
+    stream.once("close", () => resolve(out.result()));
     stream.once("error", () => {});
   });
 }
 
 /** Reads a Deno pipe to its end, keeping the first {@link EXEC_OUTPUT_CAP} bytes. */
 async function captureStream(stream: ReadableStream<Uint8Array>): Promise<Captured> {
-  const chunks: Uint8Array[] = [];
-  let kept = 0;
-  let truncated = false;
+  const out = new CappedOutput();
   try {
-    for await (const chunk of stream) {
-      const room = EXEC_OUTPUT_CAP - kept;
-      if (chunk.length > room) truncated = true;
-      if (room > 0) {
-        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        chunks.push(part);
-        kept += part.length;
-      }
-    }
+    for await (const chunk of stream) out.add(chunk);
   } catch {
     // A read error ends the stream for qemu-ga too (G_IO_STATUS_ERROR closes the channel).
   }
-  const data = new Uint8Array(kept);
-  let off = 0;
-  for (const c of chunks) {
-    data.set(c, off);
-    off += c.length;
-  }
-  return { data, truncated };
+  return out.result();
 }
 
 const NOTHING: Captured = { data: new Uint8Array(0), truncated: false };
