@@ -95,6 +95,22 @@ function describe(address: QgaAddress): string {
   return "unix" in address ? address.unix : `vsock:${address.vsock.cid}:${address.vsock.port}`;
 }
 
+/** What {@link untilDeadline} gives when the deadline came first. */
+const TIMED_OUT = Symbol("timed out");
+
+/** `p`'s value, or {@link TIMED_OUT} if `deadline` (ms since the epoch) comes first. */
+async function untilDeadline<T>(p: Promise<T>, deadline: number): Promise<T | typeof TIMED_OUT> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([p, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * A connection to a QEMU guest agent.
  *
@@ -184,16 +200,8 @@ export class QgaClient {
     })();
     this.#writing = write.catch(() => {});
     if (timeoutMs === undefined) return await write;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const guard = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), Math.max(0, timeoutMs));
-    });
-    try {
-      if (await Promise.race([write, guard]) === "timeout") {
-        throw new QgaTimeoutError(what, timeoutMs);
-      }
-    } finally {
-      clearTimeout(timer);
+    if (await untilDeadline(write, Date.now() + timeoutMs) === TIMED_OUT) {
+      throw new QgaTimeoutError(what, timeoutMs);
     }
   }
 
@@ -201,34 +209,26 @@ export class QgaClient {
   async #fill(deadline: number, what: string, ms: number): Promise<boolean> {
     if (this.#eof) return false;
     this.#pending ??= this.#conn.read(this.#chunk);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const guard = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
-    });
-    try {
-      const n = await Promise.race([this.#pending, guard]);
-      if (n === "timeout") throw new QgaTimeoutError(what, ms);
-      this.#pending = undefined;
-      if (n === null) {
-        this.#eof = true;
-        return false;
-      }
-      if (this.#start > 0 && this.#end + n > this.#buf.length) {
-        this.#buf.copyWithin(0, this.#start, this.#end);
-        this.#end -= this.#start;
-        this.#start = 0;
-      }
-      if (this.#end + n > this.#buf.length) {
-        const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#end + n));
-        grown.set(this.#buf.subarray(0, this.#end));
-        this.#buf = grown;
-      }
-      this.#buf.set(this.#chunk.subarray(0, n), this.#end);
-      this.#end += n;
-      return true;
-    } finally {
-      clearTimeout(timer);
+    const n = await untilDeadline(this.#pending, deadline);
+    if (n === TIMED_OUT) throw new QgaTimeoutError(what, ms);
+    this.#pending = undefined;
+    if (n === null) {
+      this.#eof = true;
+      return false;
     }
+    if (this.#start > 0 && this.#end + n > this.#buf.length) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    if (this.#end + n > this.#buf.length) {
+      const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#end + n));
+      grown.set(this.#buf.subarray(0, this.#end));
+      this.#buf = grown;
+    }
+    this.#buf.set(this.#chunk.subarray(0, n), this.#end);
+    this.#end += n;
+    return true;
   }
 
   /**
