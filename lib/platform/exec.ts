@@ -286,9 +286,12 @@ class CappedOutput {
   }
 }
 
+/** What a stream that is not captured gives. */
+const NOTHING: Captured = { data: new Uint8Array(0), truncated: false };
+
 /** Reads a stream to its end, keeping the first {@link EXEC_OUTPUT_CAP} bytes. */
 function capture(stream: Readable | null): Promise<Captured> {
-  if (!stream) return Promise.resolve({ data: new Uint8Array(0), truncated: false });
+  if (!stream) return Promise.resolve(NOTHING);
   return new Promise((resolve) => {
     const out = new CappedOutput();
     stream.on("data", (chunk: Uint8Array) => out.add(chunk));
@@ -308,8 +311,6 @@ async function captureStream(stream: ReadableStream<Uint8Array>): Promise<Captur
   }
   return out.result();
 }
-
-const NOTHING: Captured = { data: new Uint8Array(0), truncated: false };
 
 /** Every mode but "merged" for a path Deno spawns as spelt ({@link spawnedAsSpelt}). */
 async function spawnDirectly(
