@@ -96,7 +96,8 @@ export function systemEnv(): InstallEnv {
  * and caches the result in Deno's cache directory, keyed by the file's path and contents: done
  * here, it is not part of the agent's first start after boot. The installed launcher runs once,
  * as the target system will run it: directly, or in a chroot of `--root` (the image's own Deno,
- * its paths and its root's cache, with nothing of the installer's environment). Without one the first start does the same work itself.
+ * its paths and its root's cache, with nothing of the installer's environment). Without either,
+ * the first start does the same work itself.
  */
 async function warmCache(o: InstallOptions, env: InstallEnv, base: string): Promise<void> {
   const warm = env.warm;
