@@ -6,7 +6,7 @@
  * @module
  */
 
-import { onExecutorDecided } from "./ffi/blocking.ts";
+import { onExecutorDecided } from "./ffi/executor_status.ts";
 import { Agent } from "./lib/agent.ts";
 import {
   type Channel,
@@ -14,7 +14,8 @@ import {
   openChannel,
   socketActivation,
 } from "./lib/channels/mod.ts";
-import { COMMANDS, commandTable } from "./lib/commands/mod.ts";
+import { SCHEMA_ORDER } from "./lib/commands/order.ts";
+import { startupTable } from "./lib/commands/startup.ts";
 import { type AgentConfig, channelPathError, resolveConfig } from "./lib/config.ts";
 import { isDaemonChild } from "./lib/daemon_child.ts";
 import { subcommandOf } from "./lib/install/args.ts";
@@ -50,7 +51,7 @@ async function main(args: string[]): Promise<number> {
   if (args[0] === "client") {
     return await (await import("./lib/client/cli.ts")).clientMain(args.slice(1));
   }
-  const outcome = resolveConfig(args, PROG, COMMANDS.map((c) => c.name));
+  const outcome = resolveConfig(args, PROG, SCHEMA_ORDER);
   if (outcome.kind === "exit") {
     if (outcome.stderr) Deno.stderr.writeSync(encoder.encode(outcome.stderr));
     if (outcome.stdout) Deno.stdout.writeSync(encoder.encode(outcome.stdout));
@@ -117,7 +118,7 @@ async function main(args: string[]): Promise<number> {
   }
 
   const agent = new Agent({
-    table: commandTable(),
+    table: startupTable(),
     options: {
       fsfreezeHook: config.fsfreezeHook,
       blockedRpcs: config.blockedRpcs,

@@ -67,9 +67,17 @@ import {
   type OpReply,
 } from "./ops/mod.ts";
 import { trampolineStatus } from "./rawsyscall.ts";
+import {
+  type ExecutorChoice,
+  type ExecutorKind,
+  type ExecutorStatus,
+  tellDecided,
+} from "./executor_status.ts";
 import type { WorkerAnswer } from "./syscall_worker.ts";
 
 export type { BlockingRequest, OpArgs, OpName, OpReply } from "./ops/mod.ts";
+export type { ExecutorChoice, ExecutorKind, ExecutorStatus };
+export { onExecutorDecided } from "./executor_status.ts";
 
 /** What operation `K` resolves with (by default: any operation's reply). */
 export type BlockingReply<K extends OpName = OpName> = OpReply<K>;
@@ -186,21 +194,6 @@ export function poolStats(): PoolStats {
   };
 }
 
-/** The two ways of executing requests (module comment). */
-export type ExecutorKind = "trampoline" | "worker";
-/** What may be asked for: one executor, or "auto" (the trampoline when it exists). */
-export type ExecutorChoice = ExecutorKind | "auto";
-
-/** Which executor runs requests, and why. */
-export interface ExecutorStatus {
-  /** What was asked for: {@link setExecutor}, else `DENOGA_SYSCALL_EXECUTOR`, else "auto". */
-  requested: ExecutorChoice;
-  /** What runs requests; "none" when "trampoline" was forced but cannot exist (all fail). */
-  active: ExecutorKind | "none";
-  /** Why the trampoline is not used, when it is not; or a note on an ignored setting. */
-  reason?: string;
-}
-
 /** Requests executing and waiting, over both executors (tests, diagnostics). */
 export interface BlockingStats {
   /** The executor new requests go to (decided on first use; this call decides it too). */
@@ -229,24 +222,11 @@ export function setExecutor(choice: ExecutorChoice | undefined): void {
   decided = undefined;
 }
 
-/** {@link onExecutorDecided}'s listener. */
-let decidedListener: ((status: ExecutorStatus) => void) | undefined;
-
-/**
- * Have `listener` told the executor the moment it is decided: on the first blocking request (or
- * {@link executorStatus} call), not at start-up, where building the trampoline would delay the
- * agent's first reply. The agent logs a fallback through it, once; a later {@link setExecutor}
- * makes a new decision, told again.
- */
-export function onExecutorDecided(listener: ((status: ExecutorStatus) => void) | undefined): void {
-  decidedListener = listener;
-}
-
 /** Which executor runs requests, deciding it now if no request has yet. */
 export function executorStatus(): ExecutorStatus {
   if (decided === undefined) {
     decided = decide();
-    decidedListener?.({ ...decided });
+    tellDecided({ ...decided });
   }
   return { ...decided };
 }

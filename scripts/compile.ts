@@ -1,7 +1,7 @@
 /**
  * `deno task compile`: builds the single guest executable `dist/denoga` with `deno compile`, from
- * the bundled agent (scripts/bundle.ts: `dist/bundle/denoga.js` and its worker, one module each
- * instead of ~40, about 2 MiB less idle RSS under `deno run`):
+ * the bundled agent (scripts/bundle.ts: `dist/bundle/denoga.js`, the chunks it loads, and its
+ * worker; a few modules instead of ~40, about 2 MiB less idle RSS under `deno run`):
  *
  * ```
  * deno compile -A --no-prompt --no-config --no-code-cache \
@@ -11,7 +11,9 @@
  *
  * - `--include dist/bundle/syscall_worker.js`: the syscall worker is only referenced by URL
  *   (`new Worker(new URL("./syscall_worker.js", import.meta.url))` inside the bundle), so the
- *   module graph does not contain it (clients-and-peers.md §4.5).
+ *   module graph does not contain it (clients-and-peers.md §4.5). The chunks need no flag: the
+ *   entry names each in a static import or in an `import()` of a string literal, which
+ *   `deno compile` follows.
  * - `--no-code-cache`: the compiled binary must not write a V8 code cache to disk (it may run
  *   while file systems are frozen).
  * - `-A --no-prompt --no-config --no-code-cache` are `AGENT_RUN_FLAGS` (scripts/agent_flags.ts),
@@ -348,7 +350,7 @@ export async function runCompile(args: readonly string[]): Promise<number> {
   const output = o.output.startsWith("/") ? o.output : `${ROOT}/${o.output}`;
   await Deno.mkdir(output.replace(/\/[^/]*$/, "") || "/", { recursive: true });
   const bundle = await bundleAgent(`${ROOT}/${BUNDLE_DIR}`);
-  console.error(`compile: bundled ${bundle.agent} and ${bundle.worker}`);
+  console.error(`compile: bundled ${bundle.files.join(" ")}`);
   const argv = compileArgs({ ...o, output });
   console.error(`compile: deno ${argv.join(" ")}`);
   const child = new Deno.Command(Deno.execPath(), {

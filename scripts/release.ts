@@ -4,8 +4,8 @@
  * and installs with `denoga install`. Its files sit at its top:
  *
  * - the compiled binary `denoga`, when `DENORT_BIN` lets `deno task compile` make one;
- * - otherwise Deno + bundle: `deno` (the Deno running this script), `denoga.js` and
- *   `syscall_worker.js` (`deno task bundle`).
+ * - otherwise Deno + bundle: `deno` (the Deno running this script), `denoga.js`, the chunks it
+ *   loads and `syscall_worker.js` (`deno task bundle`).
  *
  * Owner and group are stored as 0 and the files sorted, so the tarball depends on its contents
  * only (gzip's header has no time stamp when tar pipes into it).
@@ -23,7 +23,10 @@ import { runCompile } from "./compile.ts";
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const dec = new TextDecoder();
 
-/** The two forms of a release, by the files at the tarball's top. */
+/**
+ * The two forms of a release, by the files at the tarball's top (the bundle form also holds
+ * the chunks `denoga.js` loads, whose names vary with their contents).
+ */
 export const RELEASE_FILES = {
   compiled: ["denoga"],
   bundle: ["deno", "denoga.js", "syscall_worker.js"],
@@ -70,19 +73,22 @@ export async function buildRelease(
   const stage = await Deno.makeTempDir({ dir: outDir, prefix: ".release-" });
   try {
     let form: Release["form"];
+    let files: string[] = [...RELEASE_FILES.compiled];
     if (opts.denortBin) {
       form = "compiled";
       const code = await runCompile([`--output=${stage}/denoga`]);
       if (code !== 0) throw new Error(`deno task compile failed (exit ${code})`);
     } else {
       form = "bundle";
-      await bundleAgent(stage);
+      const b = await bundleAgent(stage);
+      // Sorted here: `tar --sort=name` keeps the order of names given on its command line.
+      files = ["deno", ...b.files.map((f) => f.slice(stage.length + 1))].sort();
       await Deno.copyFile(Deno.execPath(), `${stage}/deno`);
       await Deno.chmod(`${stage}/deno`, 0o755);
     }
     const path = `${outDir}/${releaseName()}`;
     const tmp = `${stage}.tar.gz`;
-    await tar(stage, RELEASE_FILES[form], tmp);
+    await tar(stage, files, tmp);
     await Deno.rename(tmp, path);
     return { path, form };
   } finally {

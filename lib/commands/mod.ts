@@ -2,7 +2,8 @@
  * The command table: every family's commands, registered in the newest qemu-ga schema order
  * (qemu-ga-behaviour.md §1.1, a Linux build). `guest-info` lists it reversed, `-b help` in this
  * order. Adding a command: declare it in its family's file, list it in that family's export,
- * and make sure its name is in {@link SCHEMA_ORDER}.
+ * and make sure its name is in {@link SCHEMA_ORDER} (./order.ts). The agent itself starts with
+ * ./startup.ts's table, which imports this module on first need.
  *
  * @module
  */
@@ -23,53 +24,9 @@ import { sshCommands } from "./ssh.ts";
 import { suspendCommands } from "./suspend.ts";
 import { statsCommands } from "./stats.ts";
 import { syncCommands } from "./sync.ts";
+import { SCHEMA_ORDER } from "./order.ts";
 
-/** The 43 commands of newest qemu-ga on Linux, in schema (= registration) order. */
-export const SCHEMA_ORDER: readonly string[] = [
-  "guest-sync-delimited",
-  "guest-sync",
-  "guest-ping",
-  "guest-get-time",
-  "guest-set-time",
-  "guest-info",
-  "guest-shutdown",
-  "guest-file-open",
-  "guest-file-close",
-  "guest-file-read",
-  "guest-file-write",
-  "guest-file-seek",
-  "guest-file-flush",
-  "guest-fsfreeze-status",
-  "guest-fsfreeze-freeze",
-  "guest-fsfreeze-freeze-list",
-  "guest-fsfreeze-thaw",
-  "guest-fstrim",
-  "guest-suspend-disk",
-  "guest-suspend-ram",
-  "guest-suspend-hybrid",
-  "guest-network-get-interfaces",
-  "guest-get-vcpus",
-  "guest-set-vcpus",
-  "guest-get-disks",
-  "guest-get-fsinfo",
-  "guest-set-user-password",
-  "guest-get-memory-blocks",
-  "guest-set-memory-blocks",
-  "guest-get-memory-block-info",
-  "guest-exec-status",
-  "guest-exec",
-  "guest-get-host-name",
-  "guest-get-users",
-  "guest-get-timezone",
-  "guest-get-osinfo",
-  "guest-ssh-get-authorized-keys",
-  "guest-ssh-add-authorized-keys",
-  "guest-ssh-remove-authorized-keys",
-  "guest-get-diskstats",
-  "guest-get-cpustats",
-  "guest-get-load",
-  "guest-network-get-route",
-];
+export { SCHEMA_ORDER };
 
 /** Every family's declared commands (any order: {@link SCHEMA_ORDER} decides). */
 const FAMILIES: readonly (readonly Command[])[] = [

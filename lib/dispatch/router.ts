@@ -160,11 +160,17 @@ const RECENT_REQUESTS = 16;
 
 /**
  * A request's fate as far as its form decides: a reply already known (it is no request qemu-ga
- * would run), or the command to run if enabled, with its arguments still to decode each time
+ * would run), the rest of the command table to wait for (its command is not loaded yet), or the
+ * command to run if enabled, with its arguments still to decode each time
  * (decoding builds fresh values, so a handler never shares them with a repeated request).
  */
 type Prepared =
   | { readonly request: QValue; readonly reply: Uint8Array | string }
+  | {
+    readonly request: QValue;
+    readonly id: QValue | undefined;
+    readonly tableLoaded: Promise<void>;
+  }
   | PreparedCommand;
 
 /** A request that names a command: what running it needs besides decoding its arguments. */
@@ -572,7 +578,7 @@ export class Router {
     }
     const prepared = this.#check(request);
     // Only requests the parser may hand over again: keeping others would keep them alive.
-    if (remembered) {
+    if (remembered && !("tableLoaded" in prepared)) {
       if (recent.length === RECENT_REQUESTS) recent.pop();
       recent.unshift(prepared);
     }
@@ -603,8 +609,11 @@ export class Router {
       return { request, reply: errorReply("GenericError", "QMP input lacks member 'execute'", id) };
     }
     const name = request.get("execute") as string;
-    const cmd = this.#agent.table.get(name);
+    const table = this.#agent.table;
+    const cmd = table.get(name);
     if (!cmd) {
+      const tableLoaded = table.rest();
+      if (tableLoaded) return { request, id, tableLoaded };
       return {
         request,
         reply: errorReply("CommandNotFound", `The command ${name} has not been found`, id),
@@ -616,6 +625,13 @@ export class Router {
 
   #run(p: Prepared): Reply | Promise<Reply> {
     if ("reply" in p) return p.reply;
+    // Runs in its turn like any request that waits; a later sync may leave it behind.
+    if ("tableLoaded" in p) {
+      return p.tableLoaded.then(
+        () => this.#run(this.#check(p.request)),
+        (e) => this.#failure(e, p.id),
+      );
+    }
     const { cmd, name, id } = p;
     if (!this.#agent.isEnabled(name)) {
       return errorReply(

@@ -97,28 +97,36 @@ export function defineCommand<
   };
 }
 
-/** The registered commands in registration (schema) order, with lookup by name. */
+/** Loads the commands a table does not hold yet (every family's, the ones it holds among them). */
+export type RestOfTable = () => Promise<readonly Command[]>;
+
+/**
+ * The registered commands in registration (schema) order, with lookup by name. A table may
+ * start with a few commands and load the rest on first need: the agent answers its first
+ * request (a host's guest-sync-delimited) before it has parsed the command families.
+ */
 export class CommandTable {
-  readonly commands: readonly Command[];
-  readonly #byName: Map<string, Command>;
+  #commands: readonly Command[];
+  #byName: Map<string, Command>;
+  readonly #order: readonly string[] | undefined;
+  #rest: RestOfTable | undefined;
+  #loading: Promise<void> | undefined;
 
   /**
    * @param commands the declared commands, in any order
    * @param order every name in schema order; the table follows it. A declared command missing
    *   from it is a bug and throws; a name with no declaration is simply not registered.
+   * @param rest loads the whole table, `commands` included; {@link CommandTable.rest} calls it
    */
-  constructor(commands: readonly Command[], order?: readonly string[]) {
-    this.#byName = new Map(commands.map((c) => [c.name, c]));
-    if (this.#byName.size !== commands.length) {
-      throw new Error("duplicate command name in the command table");
-    }
-    if (order === undefined) {
-      this.commands = commands;
-      return;
-    }
-    const unordered = commands.filter((c) => !order.includes(c.name)).map((c) => c.name);
-    if (unordered.length > 0) throw new Error(`not in the schema order: ${unordered.join(", ")}`);
-    this.commands = order.flatMap((name) => this.#byName.get(name) ?? []);
+  constructor(commands: readonly Command[], order?: readonly string[], rest?: RestOfTable) {
+    this.#order = order;
+    this.#rest = rest;
+    [this.#commands, this.#byName] = ordered(commands, order);
+  }
+
+  /** The registered commands, in registration order (all of them once the rest is loaded). */
+  get commands(): readonly Command[] {
+    return this.#commands;
   }
 
   get(name: string): Command | undefined {
@@ -128,4 +136,36 @@ export class CommandTable {
   has(name: string): boolean {
     return this.#byName.has(name);
   }
+
+  /**
+   * Undefined when every command is registered; otherwise loads the rest (once) and returns
+   * the promise of it. A failed load stays failed: the program's files are incomplete.
+   */
+  rest(): Promise<void> | undefined {
+    const rest = this.#rest;
+    if (!rest) return undefined;
+    if (!this.#loading) {
+      this.#loading = rest().then((all) => {
+        [this.#commands, this.#byName] = ordered(all, this.#order);
+        this.#rest = undefined;
+      });
+      // Its waiters see the failure; the load started ahead of need has none.
+      this.#loading.catch(() => {});
+    }
+    return this.#loading;
+  }
+}
+
+function ordered(
+  commands: readonly Command[],
+  order: readonly string[] | undefined,
+): [readonly Command[], Map<string, Command>] {
+  const byName = new Map(commands.map((c) => [c.name, c]));
+  if (byName.size !== commands.length) {
+    throw new Error("duplicate command name in the command table");
+  }
+  if (order === undefined) return [commands, byName];
+  const unordered = commands.filter((c) => !order.includes(c.name)).map((c) => c.name);
+  if (unordered.length > 0) throw new Error(`not in the schema order: ${unordered.join(", ")}`);
+  return [order.flatMap((name) => byName.get(name) ?? []), byName];
 }

@@ -32,10 +32,33 @@ export type Entry =
   | { kind: "file"; path: string; mode: number; source: Source }
   | { kind: "symlink"; path: string; target: string };
 
-/** The program being installed: this compiled binary, or Deno + the bundle it runs. */
+/**
+ * The program being installed: this compiled binary, or Deno + the bundle it runs (`modules`:
+ * the bundle's other files, siblings of `bundle`, {@link bundleModules}).
+ */
 export type Program =
   | { form: "compiled"; binary: string }
-  | { form: "bundle"; deno: string; bundle: string; worker: string };
+  | { form: "bundle"; deno: string; bundle: string; modules: string[] };
+
+/** A relative module specifier in the bundle's code: a sibling file (chunks, the worker). */
+const SIBLING_MODULE = /["'`]\.\/([\w.-]+\.js)["'`]/g;
+
+/**
+ * The files of the bundle whose entry is `entry`: the entry, then every sibling file its code
+ * names, transitively (static and dynamic imports of chunks, the worker's URL). Every file
+ * named must exist: a bundle missing one is incomplete.
+ */
+export function bundleModules(entry: string): string[] {
+  const dir = entry.replace(/[^/]*$/, "");
+  const files = [entry];
+  for (let i = 0; i < files.length; i++) {
+    for (const m of Deno.readTextFileSync(files[i]).matchAll(SIBLING_MODULE)) {
+      const file = dir + m[1];
+      if (!files.includes(file)) files.push(file);
+    }
+  }
+  return files;
+}
 
 /** Target-system paths under `prefix`. */
 export function programPaths(prefix: string) {
@@ -45,7 +68,6 @@ export function programPaths(prefix: string) {
     libDir: `${p}/lib/denoga`,
     deno: `${p}/lib/denoga/deno`,
     bundle: `${p}/lib/denoga/denoga.js`,
-    worker: `${p}/lib/denoga/syscall_worker.js`,
     manifest: `${p}/lib/denoga/installed-files`,
   };
 }
@@ -86,7 +108,12 @@ export function installEntries(program: Program, prefix: string, enable = true):
     entries.push(
       { kind: "file", path: p.deno, mode: 0o755, source: copy(program.deno) },
       { kind: "file", path: p.bundle, mode: 0o644, source: copy(program.bundle) },
-      { kind: "file", path: p.worker, mode: 0o644, source: copy(program.worker) },
+      ...program.modules.map((m): Entry => ({
+        kind: "file",
+        path: `${p.libDir}/${m.replace(/.*\//, "")}`,
+        mode: 0o644,
+        source: copy(m),
+      })),
       { kind: "file", path: p.sbin, mode: 0o755, source: text(launcherText(prefix)) },
     );
   }

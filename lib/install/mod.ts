@@ -8,6 +8,7 @@
 
 import { type InstallOptions, installUsage, parseInstallArgs } from "./args.ts";
 import {
+  bundleModules,
   type Entry,
   installEntries,
   PORT_PATH,
@@ -55,12 +56,13 @@ export function runningProgram(): Program {
     );
   }
   const bundle = decodeURIComponent(main.pathname);
-  return {
-    form: "bundle",
-    deno: Deno.execPath(),
-    bundle,
-    worker: bundle.replace(/[^/]*$/, "syscall_worker.js"),
-  };
+  let modules: string[];
+  try {
+    modules = bundleModules(bundle).slice(1);
+  } catch (e) {
+    throw new InstallError(`the bundle is incomplete: ${(e as Error).message}`);
+  }
+  return { form: "bundle", deno: Deno.execPath(), bundle, modules };
 }
 
 async function runSystemCommand(
@@ -306,7 +308,7 @@ export async function uninstall(o: InstallOptions, env: InstallEnv): Promise<num
   const manifest = await readManifest(at(paths.manifest));
   const files = manifest?.files ??
     [
-      ...installEntries({ form: "bundle", deno: "", bundle: "", worker: "" }, o.prefix),
+      ...installEntries({ form: "bundle", deno: "", bundle: "", modules: [] }, o.prefix),
       ...installEntries({ form: "compiled", binary: "" }, o.prefix),
     ].map((e) => e.path);
   if (o.root === "/") {

@@ -758,8 +758,9 @@ async function populate(
     const dir = await Deno.makeTempDir({ prefix: "denoga-guest-bundle-" });
     try {
       const b = await bundleAgent(dir);
-      await install(tree, b.agent, `${GUEST_SRC}/denoga.js`, 0o644);
-      await install(tree, b.worker, `${GUEST_SRC}/syscall_worker.js`, 0o644);
+      for (const f of b.files) {
+        await install(tree, f, `${GUEST_SRC}/${f.slice(dir.length + 1)}`, 0o644);
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -6,16 +6,19 @@
  */
 
 import { bundleAgent } from "../../scripts/bundle.ts";
+import { COMMANDS } from "../../lib/commands/mod.ts";
+import { syncCommands } from "../../lib/commands/sync.ts";
 import { assertEquals, assertOk } from "../assert.ts";
 import { type Agent, RawClient, runAgentOnce, showBytes, startAgent } from "./harness.ts";
 
 const dec = new TextDecoder();
 
-let bundled: Promise<{ dir: string; agent: string }> | undefined;
-function bundle(): Promise<{ dir: string; agent: string }> {
+let bundled: Promise<{ dir: string; agent: string; files: string[] }> | undefined;
+function bundle(): Promise<{ dir: string; agent: string; files: string[] }> {
   bundled ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "denoga-bundle-test-" });
-    return { dir, agent: (await bundleAgent(dir)).agent };
+    const b = await bundleAgent(dir);
+    return { dir, agent: b.agent, files: b.files };
   })();
   return bundled;
 }
@@ -165,6 +168,36 @@ Deno.test({
       await fromBundle.dispose();
     }
   },
+});
+
+/** The files a start loads: the entry and what it imports statically, transitively. */
+function loadedAtStart(entry: string): string[] {
+  const dir = entry.replace(/[^/]*$/, "");
+  const files = [entry];
+  for (let i = 0; i < files.length; i++) {
+    const code = Deno.readTextFileSync(files[i]);
+    // Minified static imports: `import{a as b}from"./chunk-X.js"` and `import"./chunk-Y.js"`.
+    for (const m of code.matchAll(/(?:\bfrom|\bimport)\s*"\.\/([\w.-]+\.js)"/g)) {
+      if (!files.includes(dir + m[1])) files.push(dir + m[1]);
+    }
+  }
+  return files;
+}
+
+// A start parses all of every file it loads, and a guest's boot waits for the first reply: the
+// families other than the sync one must be in chunks that only `import()` reaches.
+Deno.test("bundle: a start loads the sync family and no other command family", async () => {
+  const { agent, files } = await bundle();
+  const atStart = loadedAtStart(agent);
+  assertOk(atStart.length < files.length, "some chunks load later");
+  const code = atStart.map((f) => Deno.readTextFileSync(f)).join("\n");
+  const loaded = COMMANDS.filter((c) => code.includes(JSON.stringify(c.summary)));
+  assertEquals(loaded.map((c) => c.name), syncCommands.map((c) => c.name));
+  const bytes = atStart.reduce((n, f) => n + Deno.statSync(f).size, 0);
+  const all = files.reduce((n, f) => n + Deno.statSync(f).size, 0);
+  console.log(`loaded at start: ${atStart.length} of ${files.length} files, ${bytes} of ${all} B`);
+  // Only a gross regression fails (about 0.3 of the whole when written).
+  assertOk(bytes < 0.5 * all, `${bytes} of ${all} bytes load at start`);
 });
 
 Deno.test("bundle: clean up", async () => {

@@ -79,12 +79,13 @@ Deno.test("install --root: Deno + bundle form, exact tree, idempotent, clean uni
       "d 755 /opt/denoga/lib",
       "d 755 /opt/denoga/lib/denoga",
       "f 755 /opt/denoga/lib/denoga/deno",
-      "f 644 /opt/denoga/lib/denoga/denoga.js",
       "f 644 /opt/denoga/lib/denoga/installed-files",
-      "f 644 /opt/denoga/lib/denoga/syscall_worker.js",
+      // denoga.js, syscall_worker.js and the chunks denoga.js loads.
+      ...bundle.files.map((f) => `f 644 /opt/denoga/lib/denoga/${f.slice(`${work}/bundle/`.length)}`),
       "d 755 /opt/denoga/sbin",
       "f 755 /opt/denoga/sbin/denoga",
     ].sort();
+    assertOk(bundle.files.length > 2, "the bundle has chunks");
     assertEquals(await tree(img), expected);
     const read = (p: string) => Deno.readTextFile(`${img}${p}`);
     assertEquals(await read("/etc/systemd/system/denoga.service"), unitText(PREFIX));
@@ -96,8 +97,10 @@ Deno.test("install --root: Deno + bundle form, exact tree, idempotent, clean uni
     assertEquals(await read("/etc/udev/rules.d/60-denoga.rules"), udevRuleText());
     assertEquals(await read(`${PREFIX}/sbin/denoga`), launcherText(PREFIX));
     assertOk(await sameFile(`${img}${PREFIX}/lib/denoga/deno`, Deno.execPath()), "deno copied");
-    assertOk(await sameFile(`${img}${PREFIX}/lib/denoga/denoga.js`, bundle.agent));
-    assertOk(await sameFile(`${img}${PREFIX}/lib/denoga/syscall_worker.js`, bundle.worker));
+    for (const f of bundle.files) {
+      const name = f.slice(`${work}/bundle/`.length);
+      assertOk(await sameFile(`${img}${PREFIX}/lib/denoga/${name}`, f), `${name} copied`);
+    }
 
     // The launcher, pointed into the image instead of the target system's /, starts the agent.
     const launcher = `${work}/launcher.sh`;
@@ -118,7 +121,11 @@ Deno.test("install --root: Deno + bundle form, exact tree, idempotent, clean uni
     const second = await denoga(bundle.agent, ["install", "--root", img, "--prefix", PREFIX]);
     assertEquals(second.code, 0, second.stderr);
     assertOk(!/^installed /m.test(second.stdout), second.stdout);
-    assertEquals(second.stdout.match(/^unchanged /gm)?.length, 7, second.stdout);
+    assertEquals(
+      second.stdout.match(/^unchanged /gm)?.length,
+      5 + bundle.files.length,
+      second.stdout,
+    );
     assertEquals(await tree(img), expected);
     assertEquals(await mtimes(), before);
 

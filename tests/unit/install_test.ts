@@ -263,7 +263,7 @@ Deno.test("install: switching form (binary → Deno + bundle) removes the other 
       form: "bundle",
       deno: `${dir}/deno`,
       bundle: `${dir}/denoga.js`,
-      worker: `${dir}/syscall_worker.js`,
+      modules: [`${dir}/syscall_worker.js`],
     });
     await install(image, f.env);
     assertEquals(await Deno.readTextFile(`${f.root}/img/usr/sbin/denoga`), launcherText("/usr"));
@@ -291,7 +291,7 @@ Deno.test("install: Deno + bundle → the launcher runs once, directly or in a c
     form: "bundle",
     deno: `${dir}/deno`,
     bundle: `${dir}/denoga.js`,
-    worker: `${dir}/syscall_worker.js`,
+    modules: [`${dir}/syscall_worker.js`],
   };
   const f = await fake(bundle);
   let mayChroot = true;

@@ -8,6 +8,7 @@
 
 import { assertEquals, assertOk } from "../assert.ts";
 import { buildRelease, RELEASE_FILES, releaseName } from "../../scripts/release.ts";
+import { bundleModules } from "../../lib/install/files.ts";
 import { DENOGA_VERSION, QGA_COMPAT_VERSION } from "../../lib/version.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
@@ -45,16 +46,28 @@ Deno.test({
       const list = await run("tar", ["-tvzf", r.path, "--numeric-owner"]);
       assertEquals(list.code, 0, list.stderr);
       const rows = list.stdout.trim().split("\n").map((l) => l.split(/\s+/));
-      assertEquals(rows.map((c) => c[5]), [...RELEASE_FILES.bundle]);
+      const names = rows.map((c) => c[5]);
+      assertEquals(names.filter((n) => RELEASE_FILES.bundle.includes(n as "deno")), [
+        ...RELEASE_FILES.bundle,
+      ]);
       for (const c of rows) assertEquals(c[1], "0/0", `owner of ${c[5]}`);
-      assertEquals(rows.map((c) => c[0]), ["-rwxr-xr-x", "-rw-r--r--", "-rw-r--r--"]);
-      assertEquals(Number(rows[0][2]), (await Deno.stat(Deno.execPath())).size);
+      assertEquals(
+        rows.map((c) => c[0]),
+        names.map((n) => n === "deno" ? "-rwxr-xr-x" : "-rw-r--r--"),
+      );
+      assertEquals(Number(rows[names.indexOf("deno")][2]), (await Deno.stat(Deno.execPath())).size);
 
-      // Unpacked as the user-data script unpacks it, the pair starts the agent.
+      // Unpacked as the user-data script unpacks it, it starts the agent; besides Deno it holds
+      // exactly the bundle's files (no stale chunk, none missing).
       const unpacked = `${dir}/unpacked`;
       await Deno.mkdir(unpacked);
       const x = await run("tar", ["-xzf", r.path, "-C", unpacked]);
       assertEquals(x.code, 0, x.stderr);
+      const modules = bundleModules(`${unpacked}/denoga.js`).map((f) =>
+        f.slice(unpacked.length + 1)
+      );
+      assertEquals(names.filter((n) => n !== "deno"), modules.sort());
+      assertOk(modules.length > RELEASE_FILES.bundle.length, "the entry loads chunks");
       const userData = await Deno.readTextFile(`${ROOT}/packaging/cloud-init/user-data.yaml`);
       const launch = userData.match(/^\s*(\.\/deno run .*\.\/denoga\.js) install$/m)?.[1];
       assertOk(launch, "the user-data script's Deno + bundle launch line");
