@@ -81,7 +81,9 @@ Deno.test("install --root: Deno + bundle form, exact tree, idempotent, clean uni
       "f 755 /opt/denoga/lib/denoga/deno",
       "f 644 /opt/denoga/lib/denoga/installed-files",
       // denoga.js, syscall_worker.js and the chunks denoga.js loads.
-      ...bundle.files.map((f) => `f 644 /opt/denoga/lib/denoga/${f.slice(`${work}/bundle/`.length)}`),
+      ...bundle.files.map((f) =>
+        `f 644 /opt/denoga/lib/denoga/${f.slice(`${work}/bundle/`.length)}`
+      ),
       "d 755 /opt/denoga/sbin",
       "f 755 /opt/denoga/sbin/denoga",
     ].sort();
