@@ -44,7 +44,6 @@ export class Server {
   #releaseTimer: ReturnType<typeof setTimeout> | undefined;
   /** When everything was last written with no request left (performance.now()). */
   #lastQuiet = 0;
-  #restAsked = false;
 
   constructor(agent: Agent, channel: Channel) {
     this.#agent = agent;
@@ -63,12 +62,6 @@ export class Server {
    * burst would pay a timer per request).
    */
   #quiet(written: number): void {
-    // The first replies are out: the rest of the command table loads now, not when a host
-    // first needs it (lib/commands/startup.ts).
-    if (!this.#restAsked) {
-      this.#restAsked = true;
-      this.#agent.table.rest()?.catch((e) => this.#agent.log.error(`command table: ${e}`));
-    }
     this.#burst += written;
     if (this.#burst < BURST_BYTES) return;
     this.#lastQuiet = performance.now();

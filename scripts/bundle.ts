@@ -14,7 +14,7 @@
  * function to find its end), and a guest's boot waits for the first reply. With esbuild's code
  * splitting, each `import()` of the source becomes a chunk of its own, loaded when the import
  * runs: the entry holds what the first reply needs (the command line, the protocol engine, the
- * sync family), and the command families follow once the first replies are out
+ * sync family), and the command families follow when a request first needs one
  * (lib/commands/startup.ts). Minified: half the bytes cost measurably less to parse (README, "Boot
  * time"). `--keep-names` keeps the names of classes and functions, so the stack an unexpected
  * failure logs still names its functions.
