@@ -238,6 +238,11 @@ export class JsonLexer {
         while (i < n && SKIP_RECOVERY[chunk[i]] === 1) i++;
         tokStart = i;
         if (i === n) break;
+        // Every byte recovery stops at is lexed afresh from START (the table's lookahead),
+        // where a `{` or `[` may start a message the sink takes whole: the host's `0xFF`
+        // before each resync lands here.
+        state = START;
+        continue;
       }
 
       const byte = chunk[i];

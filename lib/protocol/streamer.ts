@@ -24,6 +24,7 @@ import { JsonLexer, type LexerSink, MAX_TOKEN_SIZE, Tok, type TokenType } from "
 import { JsonParser } from "./parser.ts";
 import { decodeModUtf8Lossy } from "./utf8.ts";
 import { MEMO_MAX_BYTES, MessageMemo } from "./message_memo.ts";
+import { plainMessage } from "./plain_message.ts";
 
 export { PARSE_ERROR_PREFIX } from "./parser.ts";
 
@@ -35,6 +36,10 @@ export type MessageEvent =
    */
   | { kind: "value"; value: QValue; remembered?: true }
   | { kind: "error"; desc: string };
+
+/** Bytes of a chunk turned into text at a time for {@link plainMessage}. */
+const PLAIN_WINDOW = 64 * 1024;
+const latin1 = new TextDecoder("latin1");
 
 /** Most tokens in one message (2 Mi). */
 export const MAX_TOKEN_COUNT = 2 * 1024 * 1024;
@@ -78,14 +83,26 @@ export class JsonMessageParser {
   #msgBuf: Uint8Array | null = null;
   #msgStart = 0;
   #msgFeed = 0;
+  readonly #plainOn: boolean;
+  /** Part of the chunk being lexed as text, from `#textAt`, for plain messages. */
+  #text = "";
+  #textBuf: Uint8Array | null = null;
+  #textFeed = 0;
+  #textAt = 0;
 
   /**
    * Creates a parser that reports every message to `onMessage`. When `shouldPause` is given it
    * is asked after each message; true makes {@link JsonMessageParser.feed} return early.
+   * `plain: false` sends every message through the lexer and parser (tests compare the two).
    */
-  constructor(onMessage: (ev: MessageEvent) => void, shouldPause?: () => boolean) {
+  constructor(
+    onMessage: (ev: MessageEvent) => void,
+    shouldPause?: () => boolean,
+    options: { plain?: boolean } = {},
+  ) {
     this.#onMessage = onMessage;
     this.#shouldPause = shouldPause;
+    this.#plainOn = options.plain ?? true;
     const sink: LexerSink = {
       token: (type, buf, start, end, plain) => this.#token(type, buf, start, end, plain),
       overlong: (length) => this.#overlong(length),
@@ -126,6 +143,8 @@ export class JsonMessageParser {
     } finally {
       this.#feeding = false;
       this.#mayPause = false;
+      this.#textBuf = null;
+      this.#text = "";
     }
     const thrown = this.#thrown;
     if (thrown !== null) {
@@ -223,15 +242,52 @@ export class JsonMessageParser {
   }
 
   /**
-   * A message the lexer offers whole: when it starts a new message and repeats a remembered one
-   * byte for byte, its event is emitted again (the value is shared: consumers only read it).
+   * A message the lexer offers whole, when it starts a new message: a repeat of a remembered
+   * one byte for byte has its event emitted again (the value is shared: consumers only read
+   * it); one in the plain subset is recognised whole (lib/protocol/plain_message.ts).
    */
   #remembered(buf: Uint8Array, at: number): number {
     if (this.#tokenCount !== 0) return 0;
     const hit = this.#memo.match(buf, at);
-    if (hit === undefined) return 0;
-    this.#emit(hit.result);
-    return hit.bytes.length;
+    if (hit !== undefined) {
+      this.#emit(hit.result);
+      return hit.bytes.length;
+    }
+    const plain = this.#plainOn ? this.#plain(buf, at) : undefined;
+    if (plain === undefined) return 0;
+    const length = plain.length;
+    if (length <= MEMO_MAX_BYTES) {
+      const ev: MessageEvent = { kind: "value", value: plain.value, remembered: true };
+      this.#memo.remember(buf, at, at + length, ev);
+      this.#emit(ev);
+    } else {
+      this.#emit({ kind: "value", value: plain.value });
+    }
+    return length;
+  }
+
+  /** The plain message at `buf[at]`, with the chunk turned into text a window at a time. */
+  #plain(buf: Uint8Array, at: number) {
+    const fresh = this.#textBuf !== buf || this.#textFeed !== this.#feedCount ||
+      at < this.#textAt || at >= this.#textAt + this.#text.length;
+    if (fresh) this.#window(buf, at);
+    const found = plainMessage(this.#text, at - this.#textAt);
+    // A message cut by the window's end gets one more try from its own start.
+    if (
+      found !== undefined || at === this.#textAt ||
+      this.#textAt + this.#text.length === buf.length
+    ) {
+      return found;
+    }
+    this.#window(buf, at);
+    return plainMessage(this.#text, 0);
+  }
+
+  #window(buf: Uint8Array, at: number): void {
+    this.#textBuf = buf;
+    this.#textFeed = this.#feedCount;
+    this.#textAt = at;
+    this.#text = latin1.decode(buf.subarray(at, Math.min(buf.length, at + PLAIN_WINDOW)));
   }
 
   /** A token the lexer cut at 64 MiB + 1 bytes: it can only fail the size limit. */
@@ -263,9 +319,12 @@ export class JsonMessageParser {
  * Runs bytes (or a string, encoded as UTF-8) through a fresh {@link JsonMessageParser} and
  * returns the events. Handy for tests and one-shot parsing.
  */
-export function parseMessages(input: Uint8Array | string): MessageEvent[] {
+export function parseMessages(
+  input: Uint8Array | string,
+  options: { plain?: boolean } = {},
+): MessageEvent[] {
   const events: MessageEvent[] = [];
-  const p = new JsonMessageParser((ev) => events.push(ev));
+  const p = new JsonMessageParser((ev) => events.push(ev), undefined, options);
   p.feed(typeof input === "string" ? new TextEncoder().encode(input) : input);
   return events;
 }
