@@ -98,6 +98,9 @@ function decodeValue(v: QValue, type: ArgType, fullName: string, bareName: strin
   }
 }
 
+/** What a request without `arguments` decodes from; read only. */
+const NO_ARGUMENTS: QDict = new Map();
+
 function decodeStruct(
   members: readonly Member[],
   dict: QDict,
@@ -105,14 +108,16 @@ function decodeStruct(
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   let used = 0;
-  for (const m of members) {
-    const full = memberPath(prefix, m.name);
+  // An indexed loop, and a member's path only made for a member that is there: this runs for
+  // every request, and a booting guest's host may have queued hundreds of resyncs.
+  for (let k = 0; k < members.length; k++) {
+    const m = members[k];
     const v = dict.get(m.name);
     if (v === undefined) {
       if (m.optional) continue;
-      throw genericError(`Parameter '${full}' is missing`);
+      throw genericError(`Parameter '${memberPath(prefix, m.name)}' is missing`);
     }
-    out[m.name] = decodeValue(v, m.type, full, m.name);
+    out[m.name] = decodeValue(v, m.type, memberPath(prefix, m.name), m.name);
     used++;
   }
   // Leftover members are reported after every known one decoded; with several, QEMU names
@@ -138,5 +143,5 @@ export function decodeArguments<const M extends readonly Member[]>(
   members: M,
   args: QDict | undefined,
 ): DecodedMembers<M> {
-  return decodeStruct(members, args ?? new Map(), "") as DecodedMembers<M>;
+  return decodeStruct(members, args ?? NO_ARGUMENTS, "") as DecodedMembers<M>;
 }

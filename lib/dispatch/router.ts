@@ -35,6 +35,12 @@ export const BACKLOG_LIMIT = 1024 * 1024;
 export const JOB_WEIGHT = 4 * 1024;
 
 const SENTINEL = 0xff;
+/**
+ * A small delimited reply stays text too, its 0xFF held as U+00FF: no reply text starts with
+ * anything but `{`, and the write puts the one byte back. A byte buffer of its own would cost a
+ * resync several times what the text does, and a booting guest's host may have queued hundreds.
+ */
+const SENTINEL_CHAR = "\u00ff";
 const BIG_REPLY = 64 * 1024;
 /** Size of the session's reusable output buffer, into which small replies are batched. */
 const OUT_BUFFER = 64 * 1024;
@@ -42,8 +48,9 @@ const encoder = new TextEncoder();
 
 /**
  * A reply: the bytes to send, or null when the request gets no reply. Small replies stay text
- * (pure ASCII, so its length is its byte count) until the write, which copies the replies ready
- * together into one reusable buffer: no buffer of its own per reply.
+ * (pure ASCII but for a leading {@link SENTINEL_CHAR}, so its length is its byte count) until the
+ * write, which copies the replies ready together into one reusable buffer: no buffer of its own
+ * per reply.
  */
 type Reply = Uint8Array | string | null;
 
@@ -74,7 +81,7 @@ interface Job {
  */
 function line(chunks: readonly (string | Uint8Array)[], delimited = false): Uint8Array | string {
   let length = delimited ? 2 : 1;
-  let text = !delimited;
+  let text = true;
   let bytes = -1;
   for (let k = 0; k < chunks.length; k++) {
     const c = chunks[k];
@@ -86,7 +93,8 @@ function line(chunks: readonly (string | Uint8Array)[], delimited = false): Uint
     }
   }
   if (text && length < BIG_REPLY) {
-    return chunks.length === 1 ? chunks[0] + "\n" : chunks.join("") + "\n";
+    const body = chunks.length === 1 ? chunks[0] + "\n" : chunks.join("") + "\n";
+    return delimited ? SENTINEL_CHAR + body : body;
   }
   if (bytes >= 0) {
     const inPlace = around(chunks, bytes, length, delimited);
@@ -189,7 +197,17 @@ interface PreparedCommand {
  * less than encoding text each time.
  */
 function kept(reply: Uint8Array | string): Uint8Array {
-  return typeof reply === "string" ? encoder.encode(reply) : reply;
+  if (typeof reply !== "string") return reply;
+  const out = new Uint8Array(reply.length);
+  encodeText(reply, out, 0);
+  return out;
+}
+
+/** Writes a text reply into `out` at `at`; returns its byte count (its length). */
+function encodeText(reply: string, out: Uint8Array, at: number): number {
+  if (reply.charCodeAt(0) !== SENTINEL) return encoder.encodeInto(reply, out.subarray(at)).written;
+  out[at] = SENTINEL;
+  return 1 + encoder.encodeInto(reply.substring(1), out.subarray(at + 1)).written;
 }
 
 /** Runs a request; a handler that throws past the router's own catch still gets a reply. */
@@ -429,7 +447,7 @@ export class Session {
               data.set(p, o);
               o += p.length;
             } else {
-              o += encoder.encodeInto(p, data.subarray(o)).written;
+              o += encodeText(p, data, o);
             }
           }
           data = data.subarray(0, size);

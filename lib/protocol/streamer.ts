@@ -47,6 +47,18 @@ export const MAX_TOKEN_COUNT = 2 * 1024 * 1024;
 export const MAX_NESTING = 1024;
 
 /**
+ * Whether a message is worth remembering. A resync (guest-sync, guest-sync-delimited) carries a
+ * fresh id each time, so it never repeats: remembering it would cost a copy of its bytes and push
+ * a poll cycle's requests out of the memo, and a host that resyncs while the guest boots queues
+ * hundreds of them.
+ */
+function mayRepeat(value: QValue): boolean {
+  if (!(value instanceof Map)) return true;
+  const execute = value.get("execute");
+  return typeof execute !== "string" || !execute.startsWith("guest-sync");
+}
+
+/**
  * Byte stream → messages. Feed it whatever arrives; it calls `onMessage` for each complete
  * value or error, synchronously and in input order.
  *
@@ -231,7 +243,8 @@ export class JsonMessageParser {
     const first = buf[this.#msgStart];
     if (
       buf === this.#msgBuf && this.#msgFeed === this.#feedCount &&
-      (first === 0x7b || first === 0x5b) && end - this.#msgStart <= MEMO_MAX_BYTES
+      (first === 0x7b || first === 0x5b) && end - this.#msgStart <= MEMO_MAX_BYTES &&
+      mayRepeat(res.value)
     ) {
       const ev: MessageEvent = { kind: "value", value: res.value, remembered: true };
       this.#memo.remember(buf, this.#msgStart, end, ev);
@@ -256,7 +269,7 @@ export class JsonMessageParser {
     const plain = this.#plainOn ? this.#plain(buf, at) : undefined;
     if (plain === undefined) return 0;
     const length = plain.length;
-    if (length <= MEMO_MAX_BYTES) {
+    if (length <= MEMO_MAX_BYTES && mayRepeat(plain.value)) {
       const ev: MessageEvent = { kind: "value", value: plain.value, remembered: true };
       this.#memo.remember(buf, at, at + length, ev);
       this.#emit(ev);

@@ -314,3 +314,22 @@ Deno.test("streamer: a KubeVirt poll cycle's requests are all remembered from on
     strictEqual(values[2 * cycle.length + k], values[k], `request ${k}, third cycle`);
   }
 });
+
+Deno.test("streamer: resyncs are not remembered, so a burst of them leaves a poll cycle remembered", () => {
+  const cycle = POLL_CYCLE.map((name) => bin(`{"execute":"${name}"}\n`));
+  const values: unknown[] = [];
+  const p = new JsonMessageParser((ev) => values.push(ev.kind === "value" ? ev.value : ev.desc));
+  for (const message of cycle) p.feed(message);
+  // More distinct resyncs than the memo holds, each with its own id as a host sends them; both
+  // paths: the plain one, and the full parser (a value it does not take) after a 0xFF.
+  for (let k = 0; k < 20; k++) {
+    p.feed(bin(`{"execute":"guest-sync-delimited","arguments":{"id":${k}}}`));
+    p.feed(new Uint8Array([0xff]));
+    p.feed(bin(`{"execute":"guest-sync","arguments":{"id":${k}, "x": 1.5}}`));
+  }
+  const before = values.length;
+  for (const message of cycle) p.feed(message);
+  for (let k = 0; k < cycle.length; k++) {
+    strictEqual(values[before + k], values[k], `request ${k} after the resyncs`);
+  }
+});
