@@ -25,7 +25,12 @@
  */
 
 import { assertEquals, assertOk } from "../assert.ts";
-import { type Json, QgaClient, QgaTimeoutError } from "../../lib/client/connection.ts";
+import {
+  type Json,
+  QgaClient,
+  QgaCommandError,
+  QgaTimeoutError,
+} from "../../lib/client/connection.ts";
 import { guestExec } from "../../lib/client/transfer.ts";
 import { DEFAULT_PREFIX } from "../../lib/install/args.ts";
 import {
@@ -102,7 +107,10 @@ interface Observed {
   interfaces: Json[];
   users: Json;
   proxmox: Record<string, Json>;
+  /** `systemctl restart` → the first answer from the new agent (host clock). */
   restartSeconds: number;
+  /** The new agent's unit start → that answer (guest clock). */
+  restartStartSeconds: number;
   /** guest-shutdown reboot → first reply, and the guest's uptime at that reply. */
   rebootSeconds: number;
   rebootUptime: number;
@@ -432,7 +440,21 @@ async function scenario(
         ], 3_000)).trim();
       const before = await pidOf();
       assertOk(/^[1-9]\d*$/.test(before), `MainPID before: ${before}`);
+      // Which agent answers, told without a guest-exec (the new agent's first one loads its
+      // command family): a file handle lives only in the agent that opened it, and both agents
+      // number handles on from a counter kept in their state, so a new agent does not know it.
+      const handle = await c().call<number>("guest-file-open", { path: "/dev/zero", mode: "r" });
+      const answeredByNew = async (): Promise<boolean> => {
+        try {
+          await c().call("guest-file-seek", { handle, offset: 0, whence: "set" }, 2_000);
+          return false;
+        } catch (e) {
+          if (e instanceof QgaCommandError) return true;
+          throw e;
+        }
+      };
       const sentAt = performance.now();
+      const since = () => `+${((performance.now() - sentAt) / 1000).toFixed(1)} s`;
       // The agent may die before its reply to guest-exec leaves; either outcome is fine.
       await c().send(JSON.stringify({
         execute: "guest-exec",
@@ -441,36 +463,42 @@ async function scenario(
       await c().readLine(2_000).catch(() => {});
       c().close();
       client = undefined;
-      // Until systemd has stopped it the old agent may still answer, and lose a guest-exec's
-      // state between two requests when it dies: ask again on a new connection until the
-      // answers come from a new MainPID.
-      let after = before;
-      let lastError: unknown;
-      let attempts = 0;
+      // Until systemd has stopped it the old agent may still answer: ask again, on a new
+      // connection each time, until the answer comes from a new agent.
       const trace = { from: sentAt, lines: [] as string[] };
       const deadline = Date.now() + RESTART_TIMEOUT_MS;
-      while (after === before) {
-        assertOk(Date.now() < deadline, `${unit} kept MainPID ${before} (${lastError})`);
-        client?.close();
-        client = undefined;
+      let newAt: number | undefined;
+      while (newAt === undefined) {
+        assertOk(Date.now() < deadline, `${unit}: no new agent answered:\n${trace.lines}`);
         try {
-          attempts++;
-          client = await reconnect(vm, RESTART_TIMEOUT_MS, trace);
-          after = await pidOf();
-          trace.lines.push(
-            `MainPID ${after} at +${((performance.now() - sentAt) / 1000).toFixed(1)} s`,
-          );
+          client = await reconnect(vm, Math.max(0, deadline - Date.now()), trace);
+          if (await answeredByNew()) {
+            newAt = performance.now();
+            trace.lines.push(`a new agent at ${since()}`);
+          } else {
+            trace.lines.push(`the old agent at ${since()}`);
+          }
         } catch (e) {
-          lastError = e;
-          await new Promise((r) => setTimeout(r, 250));
+          trace.lines.push(`${e instanceof Error ? e.message : e} at ${since()}`);
+        }
+        if (newAt === undefined) {
+          client?.close();
+          client = undefined;
+          await new Promise((r) => setTimeout(r, 100));
         }
       }
+      seen.restartSeconds = (newAt - sentAt) / 1000;
+      // The new agent's own start, on the guest's clock as for the boot.
+      const started = await monotonic(c(), unit, "ExecMainStartTimestampMonotonic");
+      const answered = await uptime(c()) - (performance.now() - newAt) / 1000;
+      seen.restartStartSeconds = answered - started;
+      const after = await pidOf();
+      assertOk(/^[1-9]\d*$/.test(after) && after !== before, `MainPID ${before} → ${after}`);
       assertEquals(await c().request("guest-ping"), { return: {} });
-      seen.restartSeconds = (performance.now() - sentAt) / 1000;
-      assertOk(/^[1-9]\d*$/.test(after), `MainPID after: ${after}`);
       console.log(
-        `[cloud ${agent}] restart → answering again: ${seen.restartSeconds.toFixed(1)} s ` +
-          `(MainPID ${before} → ${after}, ${attempts} attempt(s)):\n  ${trace.lines.join("\n  ")}`,
+        `[cloud ${agent}] restart → a new agent answers: ${seen.restartSeconds.toFixed(1)} s ` +
+          `(its unit start → reply ${seen.restartStartSeconds.toFixed(1)} s; MainPID ${before} → ` +
+          `${after}):\n  ${trace.lines.join("\n  ")}`,
       );
     });
 
@@ -569,8 +597,11 @@ function compare(ref: Observed, dut: Observed): void {
       `qemu-ga ${s(ref.timeline.unitStart - ref.timeline.cloudFinal)}, denoga ` +
       `${s(dut.timeline.unitStart - dut.timeline.cloudFinal)}); reboot → first reply: ` +
       `qemu-ga ${s(ref.rebootSeconds)} (uptime ${s(ref.rebootUptime)}), denoga ` +
-      `${s(dut.rebootSeconds)} (uptime ${s(dut.rebootUptime)}); restart → answers: qemu-ga ` +
-      `${s(ref.restartSeconds)}, denoga ${s(dut.restartSeconds)}; --version in the guest: ` +
+      `${s(dut.rebootSeconds)} (uptime ${
+        s(dut.rebootUptime)
+      }); restart → a new agent answers: qemu-ga ` +
+      `${s(ref.restartSeconds)} (its unit start → reply ${s(ref.restartStartSeconds)}), denoga ` +
+      `${s(dut.restartSeconds)} (${s(dut.restartStartSeconds)}); --version in the guest: ` +
       `qemu-ga ${ref.versionSeconds.toFixed(2)} s, denoga ${dut.versionSeconds.toFixed(2)} s; ` +
       `the fetch-by-URL example's script (fetch, unpack, install): ` +
       `${s(dut.fetchInstallSeconds ?? NaN)}`,
