@@ -29,7 +29,7 @@ import {
   withTmpfs,
 } from "../fixtures/loopfs.ts";
 import { EXECUTORS, usingExecutor } from "../fixtures/executors.ts";
-import { procState, threadsInD } from "../fixtures/proc.ts";
+import { procState, steadilyInD, threadsInD } from "../fixtures/proc.ts";
 import { track, until } from "../fixtures/wait.ts";
 
 /** Best-effort thaw used in `finally`: our FITHAW, then util-linux as a second net. */
@@ -68,8 +68,9 @@ for (const ex of EXECUTORS) {
               }).spawn();
               const status = track(writer.status);
               const stat = `/proc/${writer.pid}/stat`;
+              const blocked = steadilyInD(stat);
               await until(
-                () => status.settled() || procState(stat) === "D",
+                () => status.settled() || blocked(),
                 "the writer to block on the frozen filesystem",
                 20_000,
               );
