@@ -145,6 +145,11 @@ async function open(vm: CloudVm): Promise<QgaClient> {
   }
 }
 
+/** Time since `from` (a `performance.now()`), as the traces print it. */
+function elapsed(from: number): string {
+  return `+${((performance.now() - from) / 1000).toFixed(1)} s`;
+}
+
 /**
  * A fresh connection that answers a sync (the agent may still be restarting); each connection
  * gets up to 10 s. `trace` collects when each connection was made and how it ended.
@@ -155,8 +160,7 @@ async function reconnect(
   trace?: { from: number; lines: string[] },
 ): Promise<QgaClient> {
   const deadline = Date.now() + timeoutMs;
-  const at = (): string =>
-    trace ? `+${((performance.now() - trace.from) / 1000).toFixed(1)} s` : "";
+  const at = (): string => trace ? elapsed(trace.from) : "";
   for (;;) {
     const c = await open(vm);
     const opened = at();
@@ -454,7 +458,6 @@ async function scenario(
         }
       };
       const sentAt = performance.now();
-      const since = () => `+${((performance.now() - sentAt) / 1000).toFixed(1)} s`;
       // The agent may die before its reply to guest-exec leaves; either outcome is fine.
       await c().send(JSON.stringify({
         execute: "guest-exec",
@@ -469,17 +472,20 @@ async function scenario(
       const deadline = Date.now() + RESTART_TIMEOUT_MS;
       let newAt: number | undefined;
       while (newAt === undefined) {
-        assertOk(Date.now() < deadline, `${unit}: no new agent answered:\n${trace.lines}`);
+        assertOk(
+          Date.now() < deadline,
+          `${unit}: no new agent answered:\n${trace.lines.join("\n")}`,
+        );
         try {
           client = await reconnect(vm, Math.max(0, deadline - Date.now()), trace);
           if (await answeredByNew()) {
             newAt = performance.now();
-            trace.lines.push(`a new agent at ${since()}`);
+            trace.lines.push(`a new agent at ${elapsed(sentAt)}`);
           } else {
-            trace.lines.push(`the old agent at ${since()}`);
+            trace.lines.push(`the old agent at ${elapsed(sentAt)}`);
           }
         } catch (e) {
-          trace.lines.push(`${e instanceof Error ? e.message : e} at ${since()}`);
+          trace.lines.push(`${e instanceof Error ? e.message : e} at ${elapsed(sentAt)}`);
         }
         if (newAt === undefined) {
           client?.close();
