@@ -68,6 +68,8 @@ export function programPaths(prefix: string) {
     libDir: `${p}/lib/denoga`,
     deno: `${p}/lib/denoga/deno`,
     bundle: `${p}/lib/denoga/denoga.js`,
+    /** Deno's cache as install leaves it, with its analysis of the bundle ({@link launcherText}). */
+    denoDir: `${p}/lib/denoga/deno-dir`,
     manifest: `${p}/lib/denoga/installed-files`,
   };
 }
@@ -77,12 +79,26 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./=-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
 }
 
-/** The launcher of the Deno + bundle form: the same `deno run` every test uses. */
+/**
+ * The launcher of the Deno + bundle form: the same `deno run` every test uses.
+ *
+ * Under systemd (`$RUNTIME_DIRECTORY`, the unit's tmpfs state directory) Deno's cache moves
+ * there, copied once per boot from the one install filled: `deno run` opens its cache databases
+ * for writing as it starts, and a write to a frozen filesystem blocks. A start while `/` is
+ * frozen (the agent restarted after a crash) would otherwise never get to answer the thaw.
+ */
 export function launcherText(prefix: string): string {
   const p = programPaths(prefix);
   const argv = [p.deno, "run", ...AGENT_RUN_FLAGS, p.bundle].map(shellQuote).join(" ");
   const env = Object.entries(AGENT_RUN_ENV).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`);
-  return `#!/bin/sh\n${env.join("")}exec ${argv} "$@"\n`;
+  const seed = shellQuote(p.denoDir);
+  return "#!/bin/sh\n" + env.join("") +
+    'if [ -n "$RUNTIME_DIRECTORY" ]; then\n' +
+    '  export DENO_DIR="$RUNTIME_DIRECTORY/deno-dir"\n' +
+    `  [ -d "$DENO_DIR" ] || { cp -R ${seed} "$DENO_DIR.$$" 2>/dev/null && ` +
+    'mv "$DENO_DIR.$$" "$DENO_DIR"; } || rm -rf "$DENO_DIR.$$"\n' +
+    "fi\n" +
+    `exec ${argv} "$@"\n`;
 }
 
 /** The unit, its ExecStart pointing at `prefix`. */

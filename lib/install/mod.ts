@@ -98,22 +98,25 @@ export function systemEnv(): InstallEnv {
  * and caches the result in Deno's cache directory, keyed by the file's path and contents: done
  * here, it is not part of the agent's first start after boot. The installed launcher runs once,
  * as the target system will run it: directly, or in a chroot of `--root` (the image's own Deno,
- * its paths and its root's cache, with nothing of the installer's environment). Without either,
- * the first start does the same work itself.
+ * its paths, with nothing of the installer's environment), into a fresh `deno-dir` beside the
+ * bundle, which the launcher copies to tmpfs under systemd. Without either, the first start does
+ * the same work itself.
  */
 async function warmCache(o: InstallOptions, env: InstallEnv, base: string): Promise<void> {
   const warm = env.warm;
   if (!warm) return;
-  const launcher = programPaths(o.prefix).sbin;
+  const paths = programPaths(o.prefix);
+  const run = [`DENO_DIR=${paths.denoDir}`, paths.sbin, "--version"];
   let argv: string[];
-  if (o.root === "/") argv = [launcher, "--version"];
-  // In the image, as its systemd starts the unit: root, whose cache is under /root.
-  else if (warm.mayChroot()) {
-    argv = ["chroot", base, "env", "-i", "HOME=/root", launcher, "--version"];
-  } else {
+  // Not under systemd's runtime directory even if the installer is: the launcher would
+  // otherwise fill that instead.
+  if (o.root === "/") argv = ["env", "-u", "RUNTIME_DIRECTORY", ...run];
+  else if (warm.mayChroot()) argv = ["chroot", base, "env", "-i", "HOME=/root", ...run];
+  else {
     env.say("first start analyses the bundle itself (caching it ahead needs root, for chroot)");
     return;
   }
+  await removeDenoDir(o, base);
   const r = await warm.run(argv);
   env.say(
     r.code === 0
@@ -122,6 +125,14 @@ async function warmCache(o: InstallOptions, env: InstallEnv, base: string): Prom
         r.stderr.trim() ? `, ${r.stderr.trim().split("\n")[0]}` : ""
       })`,
   );
+}
+
+/** Removes the cache {@link warmCache} fills; whether there was one. */
+async function removeDenoDir(o: InstallOptions, base: string): Promise<boolean> {
+  const dir = base + programPaths(o.prefix).denoDir;
+  if (!(await lstatOrNull(dir))) return false;
+  await Deno.remove(dir, { recursive: true });
+  return true;
 }
 
 async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
@@ -321,6 +332,7 @@ export async function uninstall(o: InstallOptions, env: InstallEnv): Promise<num
     await Deno.remove(host);
     env.say(`removed ${f}`);
   }
+  if (await removeDenoDir(o, base)) env.say(`removed ${paths.denoDir}/`);
   // Directories install created, innermost first, if nothing else has moved in.
   for (const d of (manifest?.dirs ?? [paths.libDir]).sort((a, b) => b.length - a.length)) {
     try {

@@ -111,6 +111,8 @@ interface Observed {
   restartSeconds: number;
   /** The new agent's unit start → that answer (guest clock). */
   restartStartSeconds: number;
+  /** The freeze → the first answer of the agent killed 2 s later and started again by systemd. */
+  frozenRestartSeconds: number;
   /** guest-shutdown reboot → first reply, and the guest's uptime at that reply. */
   rebootSeconds: number;
   rebootUptime: number;
@@ -508,6 +510,38 @@ async function scenario(
       );
     });
 
+    await step("killed while the guest is frozen, the agent comes back and thaws it", async () => {
+      // As a crash would leave it: every filesystem frozen, `/` among them, and systemd
+      // starting the agent again. A start that writes to `/` would block, and nothing could
+      // thaw the guest any more. The kill is a shell builtin, armed before the freeze.
+      const pid = (await guestRun(c(), "/usr/bin/systemctl", [
+        ...["show", "-p", "MainPID", "--value", unit],
+      ], 3_000)).trim();
+      assertOk(/^[1-9]\d*$/.test(pid), `MainPID: ${pid}`);
+      await c().call("guest-exec", { path: "/bin/sh", arg: ["-c", `sleep 2; kill -KILL ${pid}`] });
+      const frozen = await c().call<number>("guest-fsfreeze-freeze");
+      assertOk(frozen >= 1, `froze ${frozen}`);
+      const frozenAt = performance.now();
+      // Past the kill: whatever answers now is the new agent.
+      await new Promise((r) => setTimeout(r, 2_500));
+      c().close();
+      client = undefined;
+      client = await reconnect(vm, RESTART_TIMEOUT_MS);
+      seen.frozenRestartSeconds = (performance.now() - frozenAt) / 1000;
+      assertEquals(await c().call("guest-fsfreeze-status"), "frozen");
+      assertEquals(await c().call<number>("guest-fsfreeze-thaw"), frozen);
+      assertEquals(await c().call("guest-fsfreeze-status"), "thawed");
+      const after = (await guestRun(c(), "/usr/bin/systemctl", [
+        ...["show", "-p", "MainPID", "--value", unit],
+      ], 10_000)).trim();
+      assertOk(/^[1-9]\d*$/.test(after) && after !== pid, `MainPID ${pid} → ${after}`);
+      console.log(
+        `[cloud ${agent}] killed while frozen (${frozen} filesystem(s)): the new agent ` +
+          `answered ${seen.frozenRestartSeconds.toFixed(1)} s after the freeze, reported ` +
+          `"frozen" and thawed them (MainPID ${pid} → ${after})`,
+      );
+    });
+
     await step(
       "guest reboot by guest-shutdown; the host keeps its connection and resyncs",
       async () => {
@@ -607,7 +641,9 @@ function compare(ref: Observed, dut: Observed): void {
         s(dut.rebootUptime)
       }); restart → a new agent answers: qemu-ga ` +
       `${s(ref.restartSeconds)} (its unit start → reply ${s(ref.restartStartSeconds)}), denoga ` +
-      `${s(dut.restartSeconds)} (${s(dut.restartStartSeconds)}); --version in the guest: ` +
+      `${s(dut.restartSeconds)} (${s(dut.restartStartSeconds)}); killed while frozen → a new ` +
+      `agent answers: qemu-ga ${s(ref.frozenRestartSeconds)}, denoga ` +
+      `${s(dut.frozenRestartSeconds)}; --version in the guest: ` +
       `qemu-ga ${ref.versionSeconds.toFixed(2)} s, denoga ${dut.versionSeconds.toFixed(2)} s; ` +
       `the fetch-by-URL example's script (fetch, unpack, install): ` +
       `${s(dut.fetchInstallSeconds ?? NaN)}`,

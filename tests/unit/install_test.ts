@@ -111,11 +111,21 @@ Deno.test("install files: the launcher is the tests' deno run form under the pre
   assertEquals(
     launcherText("/opt/denoga"),
     "#!/bin/sh\nexport DENO_NO_UPDATE_CHECK=1\n" +
+      'if [ -n "$RUNTIME_DIRECTORY" ]; then\n' +
+      '  export DENO_DIR="$RUNTIME_DIRECTORY/deno-dir"\n' +
+      '  [ -d "$DENO_DIR" ] || { cp -R /opt/denoga/lib/denoga/deno-dir "$DENO_DIR.$$" 2>/dev/null' +
+      ' && mv "$DENO_DIR.$$" "$DENO_DIR"; } || rm -rf "$DENO_DIR.$$"\n' +
+      "fi\n" +
       `exec /opt/denoga/lib/denoga/deno run ${AGENT_RUN_FLAGS.join(" ")} ` +
       '/opt/denoga/lib/denoga/denoga.js "$@"\n',
   );
   assertOk(launcherText("/opt/my dir").includes("'/opt/my dir/lib/denoga/deno'"));
+  assertOk(launcherText("/opt/my dir").includes("cp -R '/opt/my dir/lib/denoga/deno-dir' "));
 });
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
 
 interface Fake {
   env: InstallEnv;
@@ -306,18 +316,24 @@ Deno.test("install: Deno + bundle → the launcher runs once, directly or in a c
   try {
     await install(LIVE, f.env);
     assertEquals(f.calls, [
-      "warm: /usr/local/sbin/denoga --version",
+      "warm: env -u RUNTIME_DIRECTORY DENO_DIR=/usr/local/lib/denoga/deno-dir " +
+      "/usr/local/sbin/denoga --version",
       "systemctl daemon-reload",
       "udevadm control --reload",
       "systemctl restart denoga.service",
     ]);
     assertOk(f.lines.includes("Deno's analysis of the bundle cached for the first start"));
     const image: InstallOptions = { ...LIVE, root: "/img", noEnable: true };
-    await Deno.mkdir(`${f.root}/img`);
+    // The cache of an earlier install goes first: it would hold the old bundle's entries too.
+    const seed = `${f.root}/img/usr/local/lib/denoga/deno-dir`;
+    await Deno.mkdir(seed, { recursive: true });
+    await Deno.writeTextFile(`${seed}/dep_analysis_cache_v2`, "old");
     f.calls.length = 0;
     await install(image, f.env);
+    assertOk(!(await exists(seed)), "earlier cache removed before warming");
     assertEquals(f.calls, [
-      `warm: chroot ${f.root}/img env -i HOME=/root /usr/local/sbin/denoga --version`,
+      `warm: chroot ${f.root}/img env -i HOME=/root DENO_DIR=/usr/local/lib/denoga/deno-dir ` +
+      "/usr/local/sbin/denoga --version",
     ]);
     f.lines.length = 0;
     warmCode = 126;
@@ -325,7 +341,8 @@ Deno.test("install: Deno + bundle → the launcher runs once, directly or in a c
     assertOk(
       f.lines.includes(
         `first start analyses the bundle itself (chroot ${f.root}/img env -i HOME=/root ` +
-          "/usr/local/sbin/denoga --version: exit 126, exec format error)",
+          "DENO_DIR=/usr/local/lib/denoga/deno-dir /usr/local/sbin/denoga --version: exit 126, " +
+          "exec format error)",
       ),
       f.lines.join("\n"),
     );
@@ -340,6 +357,12 @@ Deno.test("install: Deno + bundle → the launcher runs once, directly or in a c
     mayChroot = true;
     await install(image, f.env);
     assertEquals(f.calls, []);
+    // Uninstall takes the cache with it.
+    await Deno.mkdir(seed, { recursive: true });
+    await Deno.writeTextFile(`${seed}/dep_analysis_cache_v2`, "x");
+    assertEquals(await uninstall(image, f.env), 0);
+    assertOk(!(await exists(seed)), "cache removed by uninstall");
+    assertOk(f.lines.includes("removed /usr/local/lib/denoga/deno-dir/"), f.lines.join("\n"));
   } finally {
     await Deno.remove(f.root, { recursive: true });
     await Deno.remove(dir, { recursive: true });
