@@ -110,9 +110,11 @@ const STRERROR: Readonly<Record<string, string>> = {
 };
 
 /**
- * Deno's Node compatibility modules, loaded on the first guest-exec: a static import would be
- * hoisted to the top of the bundle and loaded at start-up (more idle memory, and Node's process
- * set-up needs /proc).
+ * Deno's Node compatibility modules, loaded on the first guest-exec that goes through them (or
+ * needs their signal or errno names): a static import would be hoisted to the top of the bundle
+ * and loaded at start-up (more idle memory, and Node's process set-up needs /proc). Loading them
+ * is most of a first guest-exec's cost (about 1.2 s in a TCG guest), so the Deno.Command path
+ * leaves them alone until a child dies of a signal or a spawn fails.
  */
 interface NodeApi {
   spawn: typeof import("node:child_process").spawn;
@@ -123,6 +125,11 @@ interface NodeApi {
 }
 
 let nodeApi: NodeApi | undefined;
+
+/** Whether the Node compatibility modules have been loaded (tests watch the direct path). */
+export function nodeModulesLoaded(): boolean {
+  return nodeApi !== undefined;
+}
 
 async function loadNodeApi(): Promise<NodeApi> {
   if (nodeApi) return nodeApi;
@@ -141,12 +148,20 @@ async function loadNodeApi(): Promise<NodeApi> {
   };
 }
 
+/** {@link spawnErrorOf}, with the errno names loaded first when Deno's error needs them. */
+async function spawnError(e: unknown): Promise<ExecSpawnError> {
+  if (!nodeApi && e instanceof Error && OS_ERROR.test(e.message)) await loadNodeApi();
+  return spawnErrorOf(e);
+}
+
+/** Deno's own errors: "Failed to spawn '/x': Not a directory (os error 20)". */
+const OS_ERROR = /(?:^|: )([^:]*) \(os error (\d+)\)/;
+
 /** The errno name and strerror text of a spawn error from node:child_process or Deno. */
 function spawnErrorOf(e: unknown): ExecSpawnError {
   const err = e as { code?: unknown; message?: unknown };
   const message = typeof err.message === "string" ? err.message : String(e);
-  // Deno's own errors: "Failed to spawn '/x': Not a directory (os error 20)".
-  const os = /(?:^|: )([^:]*) \(os error (\d+)\)/.exec(message);
+  const os = OS_ERROR.exec(message);
   if (os) return new ExecSpawnError(nodeApi?.errnoName.get(Number(os[2])) ?? "EIO", os[1]);
   const code = typeof err.code === "string" ? err.code : "EIO";
   return new ExecSpawnError(code, STRERROR[code] ?? message);
@@ -190,12 +205,12 @@ export function spawnedAsSpelt(path: string): boolean {
 }
 
 /** Spawns one candidate through Deno.Command, without node's stream and event layers. */
-function spawnDirect(
+async function spawnDirect(
   file: string,
   args: readonly string[],
   env: Record<string, string> | undefined,
   stdio: Pick<Deno.CommandOptions, "stdin" | "stdout" | "stderr">,
-): Deno.ChildProcess {
+): Promise<Deno.ChildProcess> {
   try {
     return new Deno.Command(file, {
       args: [...args],
@@ -204,7 +219,7 @@ function spawnDirect(
       ...stdio,
     }).spawn();
   } catch (e) {
-    throw spawnErrorOf(e);
+    throw await spawnError(e);
   }
 }
 
@@ -224,7 +239,10 @@ async function spawnSearching<C>(
     // A candidate that does not exist fails execve the same way: skip the fork. Without the
     // stat, the last one fails the same way in the spawn, unless Deno would rewrite its path.
     if (i < candidates.length - 1 || !spawnedAsSpelt(file)) {
-      const missing = await Deno.stat(file).then(() => undefined, (e) => spawnErrorOf(e).code);
+      const missing = await Deno.stat(file).then(
+        () => undefined,
+        async (e) => (await spawnError(e)).code,
+      );
       if (missing === "ENOENT" || missing === "ENOTDIR") {
         seen.push(missing);
         continue;
@@ -313,10 +331,7 @@ async function captureStream(stream: ReadableStream<Uint8Array>): Promise<Captur
 }
 
 /** Every mode but "merged" for a path Deno spawns as spelt ({@link spawnedAsSpelt}). */
-async function spawnDirectly(
-  req: ExecRequest,
-  signals: Readonly<Record<string, number>>,
-): Promise<ExecChild> {
+async function spawnDirectly(req: ExecRequest): Promise<ExecChild> {
   const wantOut = req.capture === "stdout" || req.capture === "separated";
   const wantErr = req.capture === "stderr" || req.capture === "separated";
   const child = await spawnSearching(req, (file, env) =>
@@ -332,12 +347,14 @@ async function spawnDirectly(
     const w = child.stdin.getWriter();
     w.write(req.input).then(() => w.close(), () => w.abort()).catch(() => {});
   }
-  const finished = Promise.all([child.status, out, err]).then(([st, o, e]): ExecOutcome => ({
-    exitcode: st.signal === null ? st.code : undefined,
-    signal: st.signal === null ? undefined : signals[st.signal],
-    out: o,
-    err: e,
-  }));
+  const finished = Promise.all([child.status, out, err]).then(
+    async ([st, o, e]): Promise<ExecOutcome> => ({
+      exitcode: st.signal === null ? st.code : undefined,
+      signal: st.signal === null ? undefined : (await loadNodeApi()).signals[st.signal],
+      out: o,
+      err: e,
+    }),
+  );
   return { pid: child.pid, finished };
 }
 
@@ -364,11 +381,11 @@ async function makePipe(): Promise<
 /** The real facet. */
 export const execFacet: ExecFacet = {
   async spawn(req) {
-    const { signals } = await loadNodeApi();
     if (req.capture !== "merged" && spawnedAsSpelt(req.path)) {
       // argv[0] is the path itself, so Deno.Command does the same spawn with less on top.
-      return await spawnDirectly(req, signals);
+      return await spawnDirectly(req);
     }
+    const { signals } = await loadNodeApi();
     const input = req.input ? "pipe" : "ignore";
     let child: ChildProcess;
     let out: Promise<Captured>;
