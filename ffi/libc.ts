@@ -18,7 +18,7 @@
  * handle; dlopen of the already-loaded libc is only a reference-count bump. Binding a symbol is
  * not free (Deno prepares a call path for each one), so what the raw system-call trampoline and
  * error texts need — all an agent needs to answer its first request — is a table of its own
- * ({@link libcCore}); the full table is bound only when something else is first called.
+ * ({@link libcCore}), and every other symbol is bound on its own first call ({@link libc}).
  *
  * @module
  */
@@ -175,9 +175,12 @@ export type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 /** The typed symbol set of {@link libcCore}. */
 export type LibcCoreSymbols = Deno.DynamicLibrary<typeof CORE_SYMBOLS>["symbols"];
 
-let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let library: LibcSymbols | undefined;
 let core: Deno.DynamicLibrary<typeof CORE_SYMBOLS> | undefined;
 let errnoView: Deno.UnsafePointerView | undefined;
+let errnoCell: Int32Array | undefined;
+/** The single-symbol handles {@link libc} bound, kept open for the life of the isolate. */
+const handles: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>[] = [];
 
 /** Opens libc.so.6 with `symbols`, refusing platforms whose constants differ from those above. */
 function open<S extends Deno.ForeignLibraryInterface>(symbols: S): Deno.DynamicLibrary<S> {
@@ -189,19 +192,37 @@ function open<S extends Deno.ForeignLibraryInterface>(symbols: S): Deno.DynamicL
 }
 
 /**
- * The libc symbols, opening the library on first use (per isolate). mmap, mprotect, munmap,
- * errno and strerror are {@link libcCore}'s.
+ * The libc symbols, each bound on its first use (per isolate): binding costs Deno a compiled
+ * call path per symbol, and the first request that needs FFI (the change notifier of a first
+ * guest-get-timezone or -osinfo) used to bind the whole table, about 0.4 s of a TCG guest.
+ * Binding keeps errno as it was, so a symbol first touched between a failed call and the read
+ * of its errno cannot change it. mmap, mprotect, munmap, errno and strerror are
+ * {@link libcCore}'s.
  *
  * @throws Error on an architecture whose open(2) flag values differ from the constants above.
  */
 export function libc(): LibcSymbols {
   if (library === undefined) {
-    // errno must be readable without a dlopen between a failed call and the read: binding
-    // symbols can itself set errno (e.g. where executable memory is refused).
     libcCore();
-    library = open(SYMBOLS);
+    const lazy: Record<string, unknown> = {};
+    for (const name of Object.keys(SYMBOLS) as (keyof typeof SYMBOLS)[]) {
+      Object.defineProperty(lazy, name, {
+        configurable: true,
+        enumerable: true,
+        get() {
+          const saved = errno();
+          const handle = open({ [name]: SYMBOLS[name] });
+          handles.push(handle);
+          const fn = handle.symbols[name];
+          errnoCell![0] = saved;
+          Object.defineProperty(lazy, name, { value: fn, enumerable: true });
+          return fn;
+        },
+      });
+    }
+    library = lazy as LibcSymbols;
   }
-  return library.symbols;
+  return library;
 }
 
 /**
@@ -231,6 +252,7 @@ export function errno(): number {
     const p = libcCore().__errno_location();
     if (p === null) throw new Error("__errno_location() returned NULL");
     errnoView = new Deno.UnsafePointerView(p);
+    errnoCell = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(p, 4));
   }
   return errnoView.getInt32(0);
 }

@@ -276,3 +276,14 @@ Deno.test("the trampoline's -errno equals libc's errno for the same failures", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("libc(): a symbol is bound on first use, and binding keeps errno as it was", () => {
+  const c = libc();
+  assert.equal(c.close(-1), -1);
+  assert.equal(errno(), EBADF);
+  // Touched nowhere else in this file: its first access binds it, after the failed call.
+  assert.equal(typeof c.epoll_create1, "function");
+  assert.equal(errno(), EBADF, "binding epoll_create1 left errno alone");
+  assert.equal(c.epoll_create1, c.epoll_create1, "bound once");
+  assert.deepEqual(Object.keys(c).sort().slice(0, 3), ["bind", "close", "dup2"]);
+});
