@@ -21,7 +21,7 @@ import { isDaemonChild } from "./lib/daemon_child.ts";
 import { subcommandOf } from "./lib/install/args.ts";
 import { fileSink, Logger } from "./lib/log.ts";
 import { systemPlatform } from "./lib/platform/mod.ts";
-import { AGENT_RUN_ENV } from "./lib/run_flags.ts";
+import { dropLauncherEnvironment } from "./lib/run_flags.ts";
 import { Server } from "./lib/serve.ts";
 import { StateDir } from "./lib/state.ts";
 import { DENOGA_VERSION, QGA_COMPAT_VERSION } from "./lib/version.ts";
@@ -60,7 +60,7 @@ async function main(args: string[]): Promise<number> {
   const config = outcome.config;
   // What the launcher sets for Deno itself is not the guest's environment: guest-exec children
   // inherit the agent's, as qemu-ga's do, so they must not see it.
-  for (const name of Object.keys(AGENT_RUN_ENV)) Deno.env.delete(name);
+  dropLauncherEnvironment();
   const pathError = channelPathError(config);
   if (pathError) {
     Deno.stderr.writeSync(encoder.encode(pathError));

@@ -26,3 +26,21 @@ export const AGENT_RUN_FLAGS = [
  * guest, CPU taken from the agent's first seconds). The compiled binary makes no such check.
  */
 export const AGENT_RUN_ENV = { DENO_NO_UPDATE_CHECK: "1" } as const;
+
+/**
+ * What the launcher sets for Deno itself ({@link AGENT_RUN_ENV}, and `DENO_DIR` under systemd)
+ * and what systemd sets for the unit's runtime directory. Deno has read them by the time the
+ * agent's code runs, so the agent drops them ({@link dropLauncherEnvironment}): guest-exec
+ * children inherit what qemu-ga's would, and a Deno program a host runs does not use the agent's
+ * cache.
+ */
+export const LAUNCHER_ENV_NAMES: readonly string[] = [
+  ...Object.keys(AGENT_RUN_ENV),
+  "DENO_DIR",
+  "RUNTIME_DIRECTORY",
+];
+
+/** Removes {@link LAUNCHER_ENV_NAMES} from this process's environment. */
+export function dropLauncherEnvironment(): void {
+  for (const name of LAUNCHER_ENV_NAMES) Deno.env.delete(name);
+}
