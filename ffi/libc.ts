@@ -194,7 +194,7 @@ function open<S extends Deno.ForeignLibraryInterface>(symbols: S): Deno.DynamicL
 /**
  * The libc symbols, each bound on its first use (per isolate): binding costs Deno a compiled
  * call path per symbol, and the first request that needs FFI (the change notifier of a first
- * guest-get-timezone or -osinfo) used to bind the whole table, about 0.4 s of a TCG guest.
+ * guest-get-timezone or -osinfo) would otherwise wait for the whole table (README, "Boot time").
  * Binding keeps errno as it was, so a symbol first touched between a failed call and the read
  * of its errno cannot change it. mmap, mprotect, munmap, errno and strerror are
  * {@link libcCore}'s.

@@ -113,8 +113,8 @@ const STRERROR: Readonly<Record<string, string>> = {
  * Deno's Node compatibility modules, loaded on the first guest-exec that goes through them (or
  * needs their signal or errno names): a static import would be hoisted to the top of the bundle
  * and loaded at start-up (more idle memory, and Node's process set-up needs /proc). Loading them
- * is most of a first guest-exec's cost (about 1.2 s in a TCG guest), so the Deno.Command path
- * leaves them alone until a child dies of a signal or a spawn fails.
+ * is most of a first guest-exec's cost (README, "Boot time"), so the Deno.Command path leaves
+ * them alone until a child dies of a signal or a spawn fails.
  */
 interface NodeApi {
   spawn: typeof import("node:child_process").spawn;
