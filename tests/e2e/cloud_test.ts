@@ -211,6 +211,12 @@ async function monotonic(c: QgaClient, unit: string, property: string): Promise<
   return Number(v.trim()) / 1e6;
 }
 
+/** The unit's main process id, as systemd reports it (`0` when none runs). */
+async function mainPid(c: QgaClient, unit: string, timeoutMs?: number): Promise<string> {
+  const args = ["show", "-p", "MainPID", "--value", unit];
+  return (await guestRun(c, "/usr/bin/systemctl", args, timeoutMs)).trim();
+}
+
 /** Proxmox's framing: a new connection, 0xFF + guest-sync-delimited + the command in one write. */
 async function proxmoxCall(vm: CloudVm, execute: string): Promise<Json> {
   const c = await open(vm);
@@ -382,10 +388,7 @@ async function scenario(
         "the fetch-by-URL example's script fetches the release, `denoga install`",
         async () => {
           const script = exampleSetupScript(await Deno.readTextFile(EXAMPLE_USER_DATA), denoga.url);
-          const pid = async () =>
-            (await guestRun(c(), "/usr/bin/systemctl", ["show", "-p", "MainPID", "--value", unit]))
-              .trim();
-          const before = await pid();
+          const before = await mainPid(c(), unit);
           const started = performance.now();
           const out = await guestRun(c(), "/bin/sh", ["-c", script], 300_000);
           seen.fetchInstallSeconds = (performance.now() - started) / 1000;
@@ -393,7 +396,7 @@ async function scenario(
           // The same release as the image's: every file unchanged, the running agent left alone.
           assertOk(!/^(installed|removed) /m.test(out), out);
           assertOk(out.includes(`unchanged ${UNIT_PATH}`), out);
-          assertEquals(await pid(), before);
+          assertEquals(await mainPid(c(), unit), before);
           console.log(
             `[cloud denoga] the fetch-by-URL example's script in the guest: ` +
               `${seen.fetchInstallSeconds.toFixed(1)} s (fetch, unpack, \`denoga install\`)`,
@@ -440,11 +443,7 @@ async function scenario(
 
     await step("systemctl restart of the agent through guest-exec, host reconnects", async () => {
       // A short deadline: a request the dying agent took with it gets no answer at all.
-      const pidOf = async (): Promise<string> =>
-        (await guestRun(c(), "/usr/bin/systemctl", [
-          ...["show", "-p", "MainPID", "--value", unit],
-        ], 3_000)).trim();
-      const before = await pidOf();
+      const before = await mainPid(c(), unit, 3_000);
       assertOk(/^[1-9]\d*$/.test(before), `MainPID before: ${before}`);
       // Which agent answers, told without a guest-exec (the new agent's first one loads its
       // command family): a file handle lives only in the agent that opened it, and both agents
@@ -500,7 +499,7 @@ async function scenario(
       const started = await monotonic(c(), unit, "ExecMainStartTimestampMonotonic");
       const answered = await uptime(c()) - (performance.now() - newAt) / 1000;
       seen.restartStartSeconds = answered - started;
-      const after = await pidOf();
+      const after = await mainPid(c(), unit, 3_000);
       assertOk(/^[1-9]\d*$/.test(after) && after !== before, `MainPID ${before} → ${after}`);
       assertEquals(await c().request("guest-ping"), { return: {} });
       console.log(
@@ -514,9 +513,7 @@ async function scenario(
       // As a crash would leave it: every filesystem frozen, `/` among them, and systemd
       // starting the agent again. A start that writes to `/` would block, and nothing could
       // thaw the guest any more. The kill is a shell builtin, armed before the freeze.
-      const pid = (await guestRun(c(), "/usr/bin/systemctl", [
-        ...["show", "-p", "MainPID", "--value", unit],
-      ], 3_000)).trim();
+      const pid = await mainPid(c(), unit, 3_000);
       assertOk(/^[1-9]\d*$/.test(pid), `MainPID: ${pid}`);
       await c().call("guest-exec", { path: "/bin/sh", arg: ["-c", `sleep 2; kill -KILL ${pid}`] });
       const frozen = await c().call<number>("guest-fsfreeze-freeze");
@@ -531,9 +528,7 @@ async function scenario(
       assertEquals(await c().call("guest-fsfreeze-status"), "frozen");
       assertEquals(await c().call<number>("guest-fsfreeze-thaw"), frozen);
       assertEquals(await c().call("guest-fsfreeze-status"), "thawed");
-      const after = (await guestRun(c(), "/usr/bin/systemctl", [
-        ...["show", "-p", "MainPID", "--value", unit],
-      ], 10_000)).trim();
+      const after = await mainPid(c(), unit, 10_000);
       assertOk(/^[1-9]\d*$/.test(after) && after !== pid, `MainPID ${pid} → ${after}`);
       console.log(
         `[cloud ${agent}] killed while frozen (${frozen} filesystem(s)): the new agent ` +

@@ -16,47 +16,29 @@ import { bundleAgent } from "../../scripts/bundle.ts";
 import { assertEquals, assertOk } from "../assert.ts";
 import { assertOwnLoopMount, realTest, run, withLoopFs } from "../fixtures/loopfs.ts";
 import { launcherText, programPaths } from "../../lib/install/files.ts";
+import { type Json, QgaClient } from "../../lib/client/connection.ts";
 
 const PREFIX = "/usr/local";
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-/** Connects to `sock` until `deadline` and returns the reply line to a ping, or null. */
-async function ping(sock: string, deadline: number): Promise<string | null> {
-  while (Date.now() < deadline) {
-    let conn: Deno.UnixConn;
-    try {
-      conn = await Deno.connect({ transport: "unix", path: sock });
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-      continue;
-    }
-    try {
-      await conn.write(enc.encode('{"execute":"guest-ping"}\n'));
-      const buf = new Uint8Array(256);
-      let text = "";
-      const timer = setTimeout(() => conn.close(), Math.max(0, deadline - Date.now()));
-      try {
-        while (!text.includes("\n")) {
-          const n = await conn.read(buf);
-          if (n === null) break;
-          text += dec.decode(buf.subarray(0, n));
-        }
-      } catch {
-        // closed by the timer
-      } finally {
-        clearTimeout(timer);
-      }
-      return text.includes("\n") ? text.trim() : null;
-    } finally {
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
-    }
+/** A ping's reply from the agent at `sock` by `deadline`, or null if none could be had. */
+async function ping(sock: string, deadline: number): Promise<Json | null> {
+  let c: QgaClient;
+  try {
+    c = await QgaClient.connect({ unix: sock }, {
+      noSync: true,
+      waitForSocket: true,
+      retryMs: 100,
+      timeoutMs: Math.max(1, deadline - Date.now()),
+    });
+  } catch {
+    return null;
   }
-  return null;
+  try {
+    return await c.request("guest-ping", undefined, Math.max(1, deadline - Date.now()));
+  } catch {
+    return null;
+  } finally {
+    c.close();
+  }
 }
 
 realTest(
@@ -124,7 +106,7 @@ realTest(
           const systemd = start("systemd", true);
 
           const reply = await ping(systemd, Date.now() + 60_000);
-          assertEquals(reply, '{"return": {}}', "the agent started as systemd does answers");
+          assertEquals(reply, { return: {} }, "the agent started as systemd does answers");
           await Deno.stat(`${work}/systemd/deno-dir/dep_analysis_cache_v2`);
           assertEquals(
             await ping(homeCache, Date.now() + 3_000),
