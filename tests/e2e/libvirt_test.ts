@@ -282,22 +282,20 @@ async function bootAndRun(
     const result = await runCases(agent, virsh, CASES);
     const shutDown = result.codes.get(SHUTDOWN_CASE) === 0;
     if (!shutDown) await virsh(["destroy", DOMAIN]);
-    const guestOops = guestKernelOops(consoleLog);
     if (result.failures.length > 0) {
       showGuest();
-      return { ...result, guestOops };
-    } else {
-      const lines = (() => {
-        try {
-          return Deno.readTextFileSync(consoleLog).split("\n").filter((l) =>
-            l.includes("GUEST-INIT:")
-          );
-        } catch {
-          return [];
-        }
-      })();
-      console.log(`[${agent}] guest console (init lines):\n  ${lines.join("\n  ")}`);
+      return { ...result, guestOops: guestKernelOops(consoleLog) };
     }
+    const lines = (() => {
+      try {
+        return Deno.readTextFileSync(consoleLog).split("\n").filter((l) =>
+          l.includes("GUEST-INIT:")
+        );
+      } catch {
+        return [];
+      }
+    })();
+    console.log(`[${agent}] guest console (init lines):\n  ${lines.join("\n  ")}`);
     return result;
   } catch (e) {
     showGuest();

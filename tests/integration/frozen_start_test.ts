@@ -55,8 +55,8 @@ realTest(
           // The installed tree, inside the filesystem to freeze (Deno itself stays outside: it
           // is only read, and too big for the image).
           const p = programPaths(PREFIX);
+          await Deno.mkdir(`${mnt}${p.libDir}`, { recursive: true });
           for (const f of bundle.files) {
-            await Deno.mkdir(`${mnt}${p.libDir}`, { recursive: true });
             await Deno.copyFile(f, `${mnt}${p.libDir}/${f.replace(/.*\//, "")}`);
           }
           await Deno.mkdir(`${mnt}/root`);
