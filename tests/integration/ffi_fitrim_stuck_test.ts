@@ -31,7 +31,7 @@ import {
   realTestIf,
   run,
 } from "../fixtures/loopfs.ts";
-import { procState, threadsInD } from "../fixtures/proc.ts";
+import { procState, watchThreadInD } from "../fixtures/proc.ts";
 import { track, until } from "../fixtures/wait.ts";
 
 /** Why the test cannot run here, or undefined. */
@@ -117,10 +117,10 @@ for (const ex of EXECUTORS) {
           try {
             bindfs.kill("SIGSTOP");
             await until(() => procState(`/proc/${bindfs.pid}/stat`) === "T", "bindfs to stop");
-            const dBefore = threadsInD();
+            const sleeper = watchThreadInD();
             trim = track(fitrim(mnt, 0n));
             await until(
-              () => trim!.settled() || threadsInD() > dBefore,
+              () => trim!.settled() || sleeper.found(),
               "the thread running FITRIM to sleep in the kernel",
               20_000,
             );
@@ -142,7 +142,7 @@ for (const ex of EXECUTORS) {
             assert.equal(elsewhere.ok, false);
             assert.equal(blockingStats().busy, 1);
             assert.equal(trim.settled(), false);
-            assert.ok(threadsInD() > dBefore, "still asleep in the kernel");
+            assert.ok(sleeper.stillAsleep(), "still asleep in the kernel");
 
             // Continue the daemon: the stuck FITRIM completes.
             resume(bindfs);

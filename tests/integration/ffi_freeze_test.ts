@@ -29,7 +29,7 @@ import {
   withTmpfs,
 } from "../fixtures/loopfs.ts";
 import { EXECUTORS, usingExecutor } from "../fixtures/executors.ts";
-import { procState, steadilyInD, threadsInD } from "../fixtures/proc.ts";
+import { procState, steadilyInD, watchThreadInD } from "../fixtures/proc.ts";
 import { track, until } from "../fixtures/wait.ts";
 
 /** Best-effort thaw used in `finally`: our FITHAW, then util-linux as a second net. */
@@ -109,10 +109,10 @@ for (const ex of EXECUTORS) {
             let innerFreeze: { p: Promise<FreezeOutcome>; settled: () => boolean } | undefined;
             try {
               assert.deepEqual(await freezeSyscalls.freeze(outer), OK);
-              const dBefore = threadsInD();
+              const sleeper = watchThreadInD();
               innerFreeze = track(freezeSyscalls.freeze(inner));
               await until(
-                () => innerFreeze!.settled() || threadsInD() > dBefore,
+                () => innerFreeze!.settled() || sleeper.found(),
                 "the thread running FIFREEZE to sleep in the kernel",
                 20_000,
               );
@@ -136,7 +136,7 @@ for (const ex of EXECUTORS) {
               assert.equal(nowhere.ok, false);
               assert.equal(blockingStats().busy, 1);
               assert.equal(innerFreeze.settled(), false);
-              assert.equal(threadsInD() > dBefore, true, "still asleep in the kernel");
+              assert.equal(sleeper.stillAsleep(), true, "still asleep in the kernel");
 
               // Thaw outer: the stuck FIFREEZE finishes, successfully.
               assert.equal(await freezeSyscalls.thaw(outer), true);
