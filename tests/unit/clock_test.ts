@@ -35,6 +35,7 @@ function agentWith(
     env: (name) => (name === "TZ" ? opts.tz ?? "UTC" : undefined),
     kernelRelease: () => "6.1.0",
     arch: "x86_64",
+    loadAverage: () => [0, 0, 0],
   };
   const run: RunCommand = opts.run ?? ((argv) => {
     calls.run.push([...argv]);

@@ -13,6 +13,7 @@ import { commandTable } from "../../lib/commands/mod.ts";
 import { QgaError } from "../../lib/errors.ts";
 import { Logger } from "../../lib/log.ts";
 import { osFiles } from "../../lib/platform/files.ts";
+import { systemHost } from "../../lib/platform/host.ts";
 import { fakePlatform } from "../../lib/platform/mod.ts";
 import { StateDir } from "../../lib/state.ts";
 import { USER_PROCESS, UTMP_X86_64 } from "../../lib/system/utmp.ts";
@@ -47,6 +48,7 @@ async function withRoot(
           env: (n) => env[n],
           kernelRelease: () => "6.1.0-uname",
           arch: "x86_64",
+          loadAverage: () => [43253 / 65536, 0.25, 1],
         },
         clock: {
           nowMicroseconds: () => BigInt(Date.UTC(2024, 6, 1)) * 1000n,
@@ -175,16 +177,20 @@ Deno.test("timezone: the zone TZ names is loaded once, a missing one retried", a
   });
 });
 
-Deno.test("load: three numbers; no /proc/loadavg is qemu-ga's error", async () => {
-  await withRoot({ "/proc/loadavg": "0.5 0.25 1.00 1/2 3\n" }, {}, async (agent) => {
-    assertEquals(await guestGetLoad.run({}, agent), { load1m: 0.5, load5m: 0.25, load15m: 1 });
+Deno.test("load: the host facet's three averages, in qemu-ga's member names", async () => {
+  await withRoot({ "/proc/loadavg": "9.99 9.99 9.99 1/2 3\n" }, {}, async (agent) => {
+    assertEquals(await guestGetLoad.run({}, agent), {
+      load1m: 43253 / 65536,
+      load5m: 0.25,
+      load15m: 1,
+    });
   });
-  await withRoot({}, {}, async (agent) => {
-    await assertRejects(
-      () => Promise.resolve(guestGetLoad.run({}, agent)),
-      isQga("cannot query load average: No such file or directory"),
-    );
-  });
+});
+
+Deno.test("load: the real host's averages are getloadavg's, in steps of 2^-16", () => {
+  for (const v of systemHost.loadAverage()) {
+    assertEquals(Number.isInteger(v * 65536) && v >= 0, true, `${v}`);
+  }
 });
 
 Deno.test("host name: a 64-byte name does not fit gethostname's buffer", async () => {
