@@ -14,7 +14,14 @@ import { t } from "../dispatch/schema.ts";
 import { audited } from "../audit.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError, QgaError } from "../errors.ts";
-import { OsFileError, type OsFiles } from "../platform/files.ts";
+import {
+  DT_DIR,
+  type OsDirEntry,
+  OsFileError,
+  type OsFiles,
+  type OsLookUp,
+  withLookedUp,
+} from "../platform/files.ts";
 import { cpuIdOfEntry, isOnlineStatus } from "../system/sysfs_cpu.ts";
 import {
   blockIndexOfEntry,
@@ -27,6 +34,8 @@ const ENOENT = 2;
 const EISDIR = 21;
 
 const CPU_DIR = "/sys/devices/system/cpu";
+/** Room for any attribute these commands read ahead; a longer one is read on its own. */
+const ATTRIBUTE_SIZE = 64;
 const MEMORY_DIR = "/sys/devices/system/memory/";
 
 function osError(e: unknown): OsFileError {
@@ -34,10 +43,13 @@ function osError(e: unknown): OsFileError {
   throw e;
 }
 
-/** open(dir, O_DIRECTORY) as qemu-ga checks it; a failure is `Could not open '<dir>': ...`. */
+/**
+ * open(dir, O_DIRECTORY) as qemu-ga checks it (listing it opens it so); a failure is
+ * `Could not open '<dir>': ...`.
+ */
 async function openDirectory(os: OsFiles, dir: string): Promise<void> {
   try {
-    await os.stat(dir);
+    await os.readDir(dir);
   } catch (e) {
     throw genericError(`Could not open '${dir}': ${osError(e).text}`);
   }
@@ -122,11 +134,18 @@ export const guestGetVcpus = defineCommand({
     } catch (e) {
       throw genericError(`failed to list entries: ${CPU_DIR}: ${osError(e).text}`);
     }
+    const ids = names.map(cpuIdOfEntry).filter((id) => id !== undefined);
+    // Each processor's directory and `online` in one look-up, not two operations each.
+    const known = await withLookedUp(
+      os,
+      ids.flatMap((id): OsLookUp[] => [
+        { method: "readDir", path: vcpuDir(id) },
+        { method: "readFile", path: `${vcpuDir(id)}/online`, size: ATTRIBUTE_SIZE },
+      ]),
+    );
     const vcpus = [];
-    for (const name of names) {
-      const id = cpuIdOfEntry(name);
-      if (id === undefined) continue;
-      const { online, canOffline } = await readVcpu(os, id);
+    for (const id of ids) {
+      const { online, canOffline } = await readVcpu(known, id);
       vcpus.push({ "logical-id": id, online, "can-offline": canOffline });
     }
     // qemu-ga asserts that a guest has a processor (and aborts when none is listed).
@@ -277,39 +296,37 @@ export const guestGetMemoryBlocks = defineCommand({
   returns: t.list(GuestMemoryBlock),
   run: async (_args, agent) => {
     const os = agent.platform.os;
-    let names: string[];
+    let entries: OsDirEntry[];
     try {
-      names = await os.readDir(MEMORY_DIR);
+      entries = await os.readDirEntries(MEMORY_DIR);
     } catch (e) {
       const err = osError(e);
       // A kernel without memory hotplug has no such directory: no blocks, no error.
       if (err.errno === ENOENT) return [];
       throw genericError(`Can't open directory"${MEMORY_DIR}": ${err.text}`);
     }
+    const indexes = entries
+      .filter((e) => (e.type & DT_DIR) !== 0) // qemu-ga's test; DT_BLK shares the bit
+      .map((e) => blockIndexOfEntry(e.name))
+      .filter((index) => index !== undefined);
+    // A guest has hundreds of blocks: what each needs, in one look-up, not three operations.
+    const known = await withLookedUp(
+      os,
+      indexes.flatMap((index): OsLookUp[] => [
+        { method: "readDir", path: blockDir(index) },
+        { method: "readFile", path: `${blockDir(index)}state`, size: ATTRIBUTE_SIZE },
+        { method: "readFile", path: `${blockDir(index)}removable`, size: ATTRIBUTE_SIZE },
+      ]),
+    );
     const blocks = [];
-    for (const name of names) {
-      const index = blockIndexOfEntry(name);
-      if (index === undefined || !await isDirectoryEntry(os, MEMORY_DIR + name)) continue;
-      const { online, canOffline } = await readMemoryBlock(os, index);
+    for (const index of indexes) {
+      const { online, canOffline } = await readMemoryBlock(known, index);
       blocks.push({ "phys-index": index, online, "can-offline": canOffline });
     }
     if (blocks.length === 0) throw genericError("guest reported zero memory blocks!");
     return blocks;
   },
 });
-
-/**
- * qemu-ga tests readdir's d_type with `& DT_DIR`, a bit block devices share; the entry itself
- * counts, not what a symbolic link points to.
- */
-async function isDirectoryEntry(os: OsFiles, path: string): Promise<boolean> {
-  try {
-    const st = await os.lstat(path);
-    return st.isDirectory || st.isBlockDevice;
-  } catch {
-    return false; // gone since the listing
-  }
-}
 
 /** Brings the listed memory blocks online or offline; one response per element. */
 export const guestSetMemoryBlocks = defineCommand({

@@ -54,6 +54,19 @@ export interface OsFileInfo {
   readonly identity: string;
 }
 
+/** readdir's `d_type` values that C code tests before, or instead of, a stat. */
+export const DT_UNKNOWN = 0;
+export const DT_DIR = 4;
+export const DT_REG = 8;
+export const DT_LNK = 10;
+
+/** A directory entry as readdir reports it. */
+export interface OsDirEntry {
+  readonly name: string;
+  /** `d_type`: {@link DT_DIR}, {@link DT_LNK}, … ({@link DT_UNKNOWN} when it cannot be told). */
+  readonly type: number;
+}
+
 /** Options of {@link OsFiles.writeFile}. */
 export interface WriteOptions {
   /** Create if missing (default true), with this mode (default 0o666 & ~umask). */
@@ -101,6 +114,8 @@ export interface OsFiles {
   writeInPlace(path: string, data: Uint8Array): Promise<void>;
   /** Entry names in directory (readdir) order, without `.` and `..`. */
   readDir(path: string): Promise<string[]>;
+  /** The entries with their types, in readdir order, without `.` and `..`. */
+  readDirEntries(path: string): Promise<OsDirEntry[]>;
   /** The target of a symbolic link, as stored. */
   readLink(path: string): Promise<string>;
   /** The canonical path (realpath). */
@@ -157,7 +172,12 @@ export function withKnown(os: OsFiles, known: ReadonlyMap<string, OsLookUpResult
     readLink: (path) => from("readLink", path, () => os.readLink(path)),
     readDir: (path) => from("readDir", path, () => os.readDir(path)),
     realPath: (path) => from("realPath", path, () => os.realPath(path)),
-    readPrefix: (path, length) => os.readPrefix(path, length),
+    readDirEntries: (path) => os.readDirEntries(path),
+    // One read of a sysfs attribute returns what reading the whole file returns, up to `length`.
+    readPrefix: (path, length) =>
+      from("readFile", path, () => os.readPrefix(path, length)).then((data) =>
+        data.length > length ? data.subarray(0, length) : data
+      ),
     writeInPlace: (path, data) => os.writeInPlace(path, data),
     stat: (path) => os.stat(path),
     lstat: (path) => os.lstat(path),
@@ -179,6 +199,17 @@ export function withKnown(os: OsFiles, known: ReadonlyMap<string, OsLookUpResult
       },
     }),
   };
+}
+
+/**
+ * `os` with the answers to `list` looked up ahead, in one operation where `os` can
+ * ({@link OsFiles.lookUp}): code then asks `os` method by method as before, and only what the
+ * look-up could not answer exactly costs an operation of its own.
+ */
+export async function withLookedUp(os: OsFiles, list: readonly OsLookUp[]): Promise<OsFiles> {
+  if (os.lookUp === undefined || list.length === 0) return os;
+  const answers = await os.lookUp(list);
+  return withKnown(os, new Map(list.map((l, i) => [lookUpKey(l.method, l.path), answers[i]])));
 }
 
 /** The key of a method's answer for {@link withKnown}. */
@@ -273,6 +304,14 @@ export function osFiles(root: string): OsFiles {
         for await (const entry of Deno.readDir(at(path))) names.push(entry.name);
         return names;
       }),
+    readDirEntries: (path) =>
+      guard(path, async () => {
+        const entries: OsDirEntry[] = [];
+        for await (const e of Deno.readDir(at(path))) {
+          entries.push({ name: e.name, type: await direntType(e, `${at(path)}/${e.name}`) });
+        }
+        return entries;
+      }),
     readLink: (path) => guard(path, () => Deno.readLink(at(path))),
     realPath: (path) =>
       guard(path, async () => {
@@ -326,6 +365,26 @@ export function osFiles(root: string): OsFiles {
 }
 
 let chainModule: Promise<typeof import("../../ffi/sysfs.ts")> | undefined;
+
+/**
+ * d_type of an entry. Deno reports three kinds from readdir; the rest (devices, FIFOs, sockets:
+ * never in sysfs) are told by lstat, as readdir's d_type would have told them.
+ */
+async function direntType(e: Deno.DirEntry, path: string): Promise<number> {
+  if (e.isDirectory) return DT_DIR;
+  if (e.isSymlink) return DT_LNK;
+  if (e.isFile) return DT_REG;
+  try {
+    const st = await Deno.lstat(path);
+    if (st.isBlockDevice) return 6;
+    if (st.isCharDevice) return 2;
+    if (st.isFifo) return 1;
+    if (st.isSocket) return 12;
+  } catch {
+    // gone since the listing
+  }
+  return DT_UNKNOWN;
+}
 const linkText = new TextDecoder();
 
 /**

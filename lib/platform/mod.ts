@@ -84,6 +84,9 @@ export function lazyFacet<T extends object>(load: () => Promise<T>): T {
   const methods = new Map<PropertyKey, (...args: unknown[]) => Promise<unknown>>();
   return new Proxy({} as T, {
     get(_target, key) {
+      // Not a thenable: a facet handed to `await` or returned from an async function is the
+      // facet itself (a `then` wrapper would call an unknown method and never settle).
+      if (key === "then") return undefined;
       let call = methods.get(key);
       if (call === undefined) {
         call = async (...args: unknown[]) => {

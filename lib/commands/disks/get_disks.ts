@@ -12,7 +12,13 @@
 
 import { genericError } from "../../errors.ts";
 import type { DiskSyscalls } from "../../platform/disks.ts";
-import { type OsFiles, toOsFileError } from "../../platform/files.ts";
+import {
+  DT_LNK,
+  type OsDirEntry,
+  type OsFiles,
+  toOsFileError,
+  withLookedUp,
+} from "../../platform/files.ts";
 import { parseNvmeSmartLog } from "../../system/nvme_smart.ts";
 import { walkDevice } from "./address.ts";
 import type { DiskAddress, DiskInfo, DiskSmart } from "./types.ts";
@@ -30,17 +36,22 @@ interface MutableDiskInfo {
 }
 
 /** The whole reply. */
-export async function listDisks(os: OsFiles, syscalls: DiskSyscalls): Promise<DiskInfo[]> {
-  let names: string[];
+export async function listDisks(fs: OsFiles, syscalls: DiskSyscalls): Promise<DiskInfo[]> {
+  let entries: OsDirEntry[];
   try {
-    names = await os.readDir("/sys/block");
+    entries = await fs.readDirEntries("/sys/block");
   } catch (e) {
     const text = toOsFileError(e, "/sys/block").text;
     throw genericError(`Can't open directory "/sys/block": ${text}`);
   }
+  const names = entries.filter((e) => e.type === DT_LNK).map((e) => e.name);
+  // Every size in one look-up: a guest may have hundreds of (mostly empty) loop devices.
+  const os = await withLookedUp(
+    fs,
+    names.map((name) => ({ method: "readFile", path: `/sys/block/${name}/size`, size: 64 })),
+  );
   const list: MutableDiskInfo[] = [];
   for (const name of names) {
-    if (!await isKind(os, `/sys/block/${name}`, "symlink")) continue;
     let size: string;
     try {
       size = decoder.decode(await os.readFile(`/sys/block/${name}/size`));
