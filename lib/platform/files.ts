@@ -208,9 +208,19 @@ export function withKnown(os: OsFiles, known: ReadonlyMap<string, OsLookUpResult
  */
 export async function withLookedUp(os: OsFiles, list: readonly OsLookUp[]): Promise<OsFiles> {
   if (os.lookUp === undefined || list.length === 0) return os;
-  const answers = await os.lookUp(list);
-  return withKnown(os, new Map(list.map((l, i) => [lookUpKey(l.method, l.path), answers[i]])));
+  const known = new Map<string, OsLookUpResult>();
+  // In batches: one look-up's buffers grow with its list (a few KiB per listing), and a large
+  // guest has thousands of memory blocks.
+  for (let at = 0; at < list.length; at += LOOK_UP_BATCH) {
+    const batch = list.slice(at, at + LOOK_UP_BATCH);
+    const answers = await os.lookUp(batch);
+    batch.forEach((l, i) => known.set(lookUpKey(l.method, l.path), answers[i]));
+  }
+  return withKnown(os, known);
 }
+
+/** Most look-ups {@link withLookedUp} makes in one operation. */
+const LOOK_UP_BATCH = 256;
 
 /** The key of a method's answer for {@link withKnown}. */
 export function lookUpKey(method: OsLookUp["method"] | "realPath", path: string): string {

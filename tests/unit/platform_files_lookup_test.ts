@@ -130,3 +130,27 @@ Deno.test("readDirEntries: names with readdir's d_type", async () => {
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("withLookedUp: a long list is looked up in batches, every answer kept", async () => {
+  const root = await Deno.makeTempDir({ prefix: "denoga-lookup-" });
+  try {
+    const n = 600;
+    for (let i = 0; i < n; i++) await Deno.writeTextFile(`${root}/f${i}`, `${i}\n`);
+    const real = osFiles(root);
+    const sizes: number[] = [];
+    const os: OsFiles = {
+      ...real,
+      readFile: () => Promise.reject(new Error("asked one by one")),
+      lookUp: (list) => (sizes.push(list.length), real.lookUp!(list)),
+    };
+    const paths = Array.from({ length: n }, (_, i) => `/f${i}`);
+    const ahead = await withLookedUp(os, paths.map((path) => ({ method: "readFile", path })));
+    assert.ok(sizes.length > 1 && sizes.every((k) => k <= 256), `${sizes}`);
+    assert.equal(sizes.reduce((a, b) => a + b), n);
+    for (let i = 0; i < n; i++) {
+      assert.equal(new TextDecoder().decode(await ahead.readFile(`/f${i}`)), `${i}\n`);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
