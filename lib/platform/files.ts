@@ -54,11 +54,15 @@ export interface OsFileInfo {
   readonly identity: string;
 }
 
-/** readdir's `d_type` values that C code tests before, or instead of, a stat. */
+/** readdir's `d_type` values, which C code tests before, or instead of, a stat. */
 export const DT_UNKNOWN = 0;
+export const DT_FIFO = 1;
+export const DT_CHR = 2;
 export const DT_DIR = 4;
+export const DT_BLK = 6;
 export const DT_REG = 8;
 export const DT_LNK = 10;
+export const DT_SOCK = 12;
 
 /** A directory entry as readdir reports it. */
 export interface OsDirEntry {
@@ -386,15 +390,16 @@ async function direntType(e: Deno.DirEntry, path: string): Promise<number> {
   if (e.isFile) return DT_REG;
   try {
     const st = await Deno.lstat(path);
-    if (st.isBlockDevice) return 6;
-    if (st.isCharDevice) return 2;
-    if (st.isFifo) return 1;
-    if (st.isSocket) return 12;
+    if (st.isBlockDevice) return DT_BLK;
+    if (st.isCharDevice) return DT_CHR;
+    if (st.isFifo) return DT_FIFO;
+    if (st.isSocket) return DT_SOCK;
   } catch {
     // gone since the listing
   }
   return DT_UNKNOWN;
 }
+
 const linkText = new TextDecoder();
 
 /**

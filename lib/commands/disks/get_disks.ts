@@ -13,6 +13,7 @@
 import { genericError } from "../../errors.ts";
 import type { DiskSyscalls } from "../../platform/disks.ts";
 import {
+  DT_DIR,
   DT_LNK,
   type OsDirEntry,
   type OsFiles,
@@ -115,16 +116,6 @@ async function nvmeSmart(syscalls: DiskSyscalls, device: string): Promise<DiskSm
   };
 }
 
-/** Whether the entry is of that kind without following it (qemu-ga's `d_type`). */
-async function isKind(os: OsFiles, path: string, kind: "symlink" | "dir"): Promise<boolean> {
-  try {
-    const st = await os.lstat(path);
-    return kind === "symlink" ? st.isSymlink : st.isDirectory;
-  } catch {
-    return false;
-  }
-}
-
 /** A device under /sys/devices/virtual/block; one whose path cannot be resolved counts too. */
 async function isVirtual(os: OsFiles, path: string): Promise<boolean> {
   try {
@@ -158,17 +149,17 @@ async function partitions(
   diskDir: string,
   diskNode: string,
 ): Promise<MutableDiskInfo[]> {
-  let names: string[];
+  let entries: OsDirEntry[];
   try {
-    names = await os.readDir(diskDir);
+    entries = await os.readDirEntries(diskDir);
   } catch {
     return [];
   }
   const found: MutableDiskInfo[] = [];
-  for (const name of names) {
-    if (!isPartitionName(diskName, name)) continue;
+  for (const { name, type } of entries) {
+    // qemu-ga's test of d_type, a bit block devices and sockets share.
+    if ((type & DT_DIR) === 0 || !isPartitionName(diskName, name)) continue;
     const dir = `${diskDir}/${name}`;
-    if (!await isKind(os, dir, "dir")) continue;
     const node = (await udevDevice(os, dir))?.devnode;
     if (node === undefined) continue;
     found.push({ name: node, partition: true, dependencies: [diskNode] });
