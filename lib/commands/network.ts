@@ -206,8 +206,11 @@ export const guestNetworkGetRoute = defineCommand({
   args: [],
   returns: t.list(GuestNetworkRoute),
   run: async (_args, agent) => {
-    const v4 = await routeFile(agent, "/proc/net/route");
-    const v6 = await routeFile(agent, "/proc/net/ipv6_route");
+    // Both at once (two hops in parallel); the first failure in qemu-ga's order is the error.
+    const [v4, v6] = await Promise.all([
+      routeFile(agent, "/proc/net/route"),
+      routeFile(agent, "/proc/net/ipv6_route"),
+    ]);
     const failed = [v4, v6].find((r) => r instanceof OsFileError);
     if (failed) throw genericError(`open("${failed.path}"): ${failed.text}`);
     return [

@@ -89,18 +89,30 @@ function* messages(bytes: Uint8Array): Generator<[type: number, body: Uint8Array
   throw new NetlinkError(EIO, "netlink dump without its end");
 }
 
-/** The attributes after a `fixed`-byte header, by type (the last of a type wins). */
-function attributes(body: Uint8Array, fixed: number): Map<number, Uint8Array> {
+/**
+ * The attributes of the `wanted` types after a `fixed`-byte header, by type (the last of a type
+ * wins). Only those are cut out: a link carries some fifty attributes, and a view of each cost
+ * more than the rest of the parse.
+ */
+function attributes(
+  body: Uint8Array,
+  fixed: number,
+  wanted: readonly number[],
+): Map<number, Uint8Array> {
   const v = new DataView(body.buffer, body.byteOffset, body.byteLength);
   const out = new Map<number, Uint8Array>();
   for (let at = align4(fixed); at + 4 <= body.length;) {
     const len = v.getUint16(at, true);
     if (len < 4 || at + len > body.length) break;
-    out.set(v.getUint16(at + 2, true) & 0x3fff, body.subarray(at + 4, at + len));
+    const type = v.getUint16(at + 2, true) & 0x3fff;
+    if (wanted.includes(type)) out.set(type, body.subarray(at + 4, at + len));
     at += align4(len);
   }
   return out;
 }
+
+const LINK_ATTRIBUTES = [IFLA_ADDRESS, IFLA_IFNAME, IFLA_STATS64];
+const ADDRESS_ATTRIBUTES = [IFA_ADDRESS, IFA_LOCAL, IFA_LABEL];
 
 /** A NUL-terminated string attribute. */
 function text(a: Uint8Array): string {
@@ -148,7 +160,7 @@ export function parseLinks(bytes: Uint8Array): Link[] {
     // struct ifinfomsg: family, pad, type u16, index s32, flags u32, change u32.
     if (type !== RTM_NEWLINK || body.length < 16) continue;
     const index = new DataView(body.buffer, body.byteOffset, 16).getInt32(4, true);
-    const attrs = attributes(body, 16);
+    const attrs = attributes(body, 16, LINK_ATTRIBUTES);
     const name = attrs.get(IFLA_IFNAME);
     if (name === undefined) continue;
     out.push({
@@ -176,7 +188,7 @@ export function parseAddresses(bytes: Uint8Array, links: readonly Link[]): Addre
     const family = body[0];
     const size = family === AF_INET ? 4 : family === AF_INET6 ? 16 : 0;
     if (size === 0) continue;
-    const attrs = attributes(body, 8);
+    const attrs = attributes(body, 8, ADDRESS_ATTRIBUTES);
     const address = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
     if (address === undefined || address.length < size) continue;
     const index = new DataView(body.buffer, body.byteOffset, 8).getUint32(4, true);
