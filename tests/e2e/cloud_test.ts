@@ -58,18 +58,18 @@ import {
   exampleSetupScript,
   imageWithDenoga,
   missingCloudBootPrerequisite,
+  openPort,
   PREINSTALLED_USER_DATA,
   QEMU_GA_USER_DATA,
   releaseArtifact,
   serveRelease,
+  syncUntilReady,
   withLocale,
 } from "../fixtures/cloud/vm.ts";
 import { which } from "../../scripts/guest/build.ts";
 
 /** Failure guards only: on a loaded machine a TCG boot through cloud-init takes minutes. */
 const BOOT_TIMEOUT_MS = 600_000;
-/** How often a waiting host resyncs; bounds the resolution of the boot figures. */
-const SYNC_POLL_MS = 250;
 const RESTART_TIMEOUT_MS = 60_000;
 
 const enc = new TextEncoder();
@@ -120,33 +120,6 @@ interface Observed {
   fetchInstallSeconds?: number;
 }
 
-/** Sends syncs on `client` until the newest is answered. */
-async function syncUntilReady(client: QgaClient, vm: CloudVm, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await client.sync(SYNC_POLL_MS);
-      return;
-    } catch (e) {
-      if (!(e instanceof QgaTimeoutError) || Date.now() > deadline || vm.hasExited()) throw e;
-    }
-  }
-}
-
-/** A connection without the handshake (the caller syncs), once QEMU has made the socket. */
-async function open(vm: CloudVm): Promise<QgaClient> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await Deno.stat(vm.socket);
-      return await QgaClient.connect({ unix: vm.socket }, { noSync: true, timeoutMs: 10_000 });
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound) || Date.now() > deadline || vm.hasExited()) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
 /** Time since `from` (a `performance.now()`), as the traces print it. */
 function elapsed(from: number): string {
   return `+${((performance.now() - from) / 1000).toFixed(1)} s`;
@@ -164,7 +137,7 @@ async function reconnect(
   const deadline = Date.now() + timeoutMs;
   const at = (): string => trace ? elapsed(trace.from) : "";
   for (;;) {
-    const c = await open(vm);
+    const c = await openPort(vm);
     const opened = at();
     try {
       await syncUntilReady(c, vm, Math.min(10_000, Math.max(0, deadline - Date.now())));
@@ -219,7 +192,7 @@ async function mainPid(c: QgaClient, unit: string, timeoutMs?: number): Promise<
 
 /** Proxmox's framing: a new connection, 0xFF + guest-sync-delimited + the command in one write. */
 async function proxmoxCall(vm: CloudVm, execute: string): Promise<Json> {
-  const c = await open(vm);
+  const c = await openPort(vm);
   try {
     const id = crypto.getRandomValues(new Uint32Array(1))[0];
     const sync = JSON.stringify({ execute: "guest-sync-delimited", arguments: { id } });
@@ -348,7 +321,7 @@ async function scenario(
   const c = (): QgaClient => client!;
   try {
     await step("boot through cloud-init to the first reply", async () => {
-      client = await open(vm);
+      client = await openPort(vm);
       await syncUntilReady(c(), vm, BOOT_TIMEOUT_MS);
       const firstReplyAt = performance.now();
       assertEquals(await c().request("guest-ping"), { return: {} });
@@ -434,7 +407,7 @@ async function scenario(
     );
 
     await step("host disconnects mid-request and reconnects", async () => {
-      const half = await open(vm);
+      const half = await openPort(vm);
       await half.send('{"execute":"guest-get-osi');
       half.close();
       client = await reconnect(vm, 30_000);
