@@ -15,6 +15,7 @@ import { audited } from "../audit.ts";
 import { defineCommand } from "../dispatch/table.ts";
 import { genericError, QgaError } from "../errors.ts";
 import {
+  ATTRIBUTE_READ_AHEAD,
   DT_DIR,
   type OsDirEntry,
   OsFileError,
@@ -34,8 +35,6 @@ const ENOENT = 2;
 const EISDIR = 21;
 
 const CPU_DIR = "/sys/devices/system/cpu";
-/** Room for any attribute these commands read ahead; a longer one is read on its own. */
-const ATTRIBUTE_SIZE = 64;
 const MEMORY_DIR = "/sys/devices/system/memory/";
 
 function osError(e: unknown): OsFileError {
@@ -140,7 +139,7 @@ export const guestGetVcpus = defineCommand({
       os,
       ids.flatMap((id): OsLookUp[] => [
         { method: "readDir", path: vcpuDir(id) },
-        { method: "readFile", path: `${vcpuDir(id)}/online`, size: ATTRIBUTE_SIZE },
+        { method: "readFile", path: `${vcpuDir(id)}/online`, size: ATTRIBUTE_READ_AHEAD },
       ]),
     );
     const vcpus = [];
@@ -314,8 +313,8 @@ export const guestGetMemoryBlocks = defineCommand({
       os,
       indexes.flatMap((index): OsLookUp[] => [
         { method: "readDir", path: blockDir(index) },
-        { method: "readFile", path: `${blockDir(index)}state`, size: ATTRIBUTE_SIZE },
-        { method: "readFile", path: `${blockDir(index)}removable`, size: ATTRIBUTE_SIZE },
+        { method: "readFile", path: `${blockDir(index)}state`, size: ATTRIBUTE_READ_AHEAD },
+        { method: "readFile", path: `${blockDir(index)}removable`, size: ATTRIBUTE_READ_AHEAD },
       ]),
     );
     const blocks = [];

@@ -223,6 +223,12 @@ export async function withLookedUp(os: OsFiles, list: readonly OsLookUp[]): Prom
   return withKnown(os, known);
 }
 
+/**
+ * Room for a sysfs attribute (a number or a word) read ahead by {@link withLookedUp}; a longer one
+ * is read on its own when asked.
+ */
+export const ATTRIBUTE_READ_AHEAD = 64;
+
 /** Most look-ups {@link withLookedUp} makes in one operation. */
 const LOOK_UP_BATCH = 256;
 

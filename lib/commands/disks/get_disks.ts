@@ -13,6 +13,7 @@
 import { genericError } from "../../errors.ts";
 import type { DiskSyscalls } from "../../platform/disks.ts";
 import {
+  ATTRIBUTE_READ_AHEAD,
   DT_DIR,
   DT_LNK,
   type OsDirEntry,
@@ -49,7 +50,11 @@ export async function listDisks(fs: OsFiles, syscalls: DiskSyscalls): Promise<Di
   // Every size in one look-up: a guest may have hundreds of (mostly empty) loop devices.
   const os = await withLookedUp(
     fs,
-    names.map((name) => ({ method: "readFile", path: `/sys/block/${name}/size`, size: 64 })),
+    names.map((name) => ({
+      method: "readFile",
+      path: `/sys/block/${name}/size`,
+      size: ATTRIBUTE_READ_AHEAD,
+    })),
   );
   const list: MutableDiskInfo[] = [];
   for (const name of names) {
